@@ -1,0 +1,160 @@
+"""Configuration and result objects of ``gsiirl.fit`` (validated, JSON-serialisable, saved atomically)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from gsiirl.solvers.equilibrium import EQUILIBRIUM_MODELS, JointPolicy
+
+RESULT_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Options of :func:`gsiirl.fit` (defaults: Theorem 2 schedules; DESIGN §4).
+
+    equilibrium: "soft_nash" | "joint_soft"; temperature: α; regularization: λ (eq. 1);
+    radius: ball radius of θl and θe; iterations: stage fixed-point iterations of soft_nash;
+    num_trajectories: trajectories per interaction; data: "sampled" | "expected" (exact occupancy of the
+    interaction, the infinite-data limit; needs a simulated expert);
+    inner_steps: t_k (None: ⌈(k+1)^{1/4}/2⌉); inner_step_size: β; outer_step_size: α_k (None:
+    1/(L_f √K)); lipschitz: L_f; perturbation_scale: c in p(k) = c/k; num_spsa_samples: n_spsa;
+    lower_gradient: "lemma1" (paper) | "autodiff" (the exact gradient of eq. 1).
+    """
+
+    equilibrium: str = "soft_nash"
+    temperature: float = 1.0
+    regularization: float = 0.1
+    radius: float = 1.0
+    iterations: int = 60
+    num_trajectories: int = 200
+    data: str = "sampled"
+    inner_steps: int | None = None
+    inner_step_size: float = 0.5
+    outer_step_size: float | None = None
+    lipschitz: float = 1.0
+    perturbation_scale: float = 1.0
+    num_spsa_samples: int = 4
+    lower_gradient: str = "lemma1"
+
+    def __post_init__(self) -> None:
+        def positive(name, integer=False, allow_none=False):
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            bad = isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0
+            if integer and not bad:
+                bad = int(value) != value
+            if bad:
+                kind = "a positive integer" if integer else "a positive number"
+                raise ValueError(f"{name}: expected {kind}, got {value!r}")
+
+        for name in ("temperature", "radius", "inner_step_size", "lipschitz", "perturbation_scale"):
+            positive(name)
+        positive("outer_step_size", allow_none=True)
+        for name in ("iterations", "num_trajectories", "num_spsa_samples"):
+            positive(name, integer=True)
+        positive("inner_steps", integer=True, allow_none=True)
+        if isinstance(self.regularization, bool) or not isinstance(self.regularization, (int, float)) \
+                or not self.regularization > 0:
+            raise ValueError(f"regularization: expected a positive number (λ > 0), got {self.regularization!r}")
+        if self.equilibrium not in EQUILIBRIUM_MODELS:
+            raise ValueError(f"equilibrium: expected one of {EQUILIBRIUM_MODELS}, got {self.equilibrium!r}")
+        if self.data not in ("sampled", "expected"):
+            raise ValueError(f"data: expected 'sampled' or 'expected', got {self.data!r}")
+        if self.lower_gradient not in ("lemma1", "autodiff"):
+            raise ValueError(f"lower_gradient: expected 'lemma1' or 'autodiff', got {self.lower_gradient!r}")
+
+    @classmethod
+    def from_options(cls, **options) -> "FitConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise ValueError(f"{unknown[0]}: unknown option; valid options are {sorted(names)}")
+        return cls(**options)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` atomically (temp file in the same folder + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+@dataclass
+class FitResult:
+    """theta_l [d_l], theta_e [d_e] (None for "marl"), the final JointPolicy, the per-iteration
+    ``history`` {metric: [value per outer iteration]}, and the ``config`` used."""
+
+    theta_l: Any
+    theta_e: Any
+    policy: JointPolicy
+    history: dict[str, list[float]]
+    config: dict[str, Any]
+
+    def save(self, path) -> tuple[Path, Path]:
+        """Write ``path`` (.json: schema, config, history) and the arrays beside it (.npz), atomically."""
+        import io
+
+        path = Path(path)
+        json_path, arrays_path = path.with_suffix(".json"), path.with_suffix(".npz")
+        arrays = {"policy_learner": np.asarray(self.policy.learner), "policy_expert": np.asarray(self.policy.expert)}
+        if self.policy.joint is not None:
+            arrays["policy_joint"] = np.asarray(self.policy.joint)
+        for name in ("theta_l", "theta_e"):
+            if getattr(self, name) is not None:
+                arrays[name] = np.asarray(getattr(self, name))
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(arrays_path, buffer.getvalue())
+        document = {"schema_version": RESULT_SCHEMA_VERSION, "config": self.config, "history": self.history,
+                    "arrays": arrays_path.name}
+        atomic_write_bytes(json_path, json.dumps(document, indent=1).encode())
+        return json_path, arrays_path
+
+    @classmethod
+    def load(cls, path) -> "FitResult":
+        """Read a result written by :meth:`save`; a malformed file raises ValueError naming the problem."""
+        path = Path(path)
+        json_path, arrays_path = path.with_suffix(".json"), path.with_suffix(".npz")
+        try:
+            document = json.loads(json_path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"{json_path}: not a readable gsiirl result file ({error})") from None
+        if not isinstance(document, dict) or document.get("schema_version") != RESULT_SCHEMA_VERSION:
+            raise ValueError(f"{json_path}: schema_version: expected {RESULT_SCHEMA_VERSION}")
+        for field in ("config", "history"):
+            if not isinstance(document.get(field), dict):
+                raise ValueError(f"{json_path}: {field}: expected an object")
+        try:
+            with np.load(arrays_path) as arrays:
+                loaded = {name: jnp.asarray(arrays[name]) for name in arrays.files}
+        except Exception as error:  # numpy raises several types for damaged archives
+            raise ValueError(f"{arrays_path}: not a readable gsiirl array file ({error})") from None
+        for name in ("policy_learner", "policy_expert"):
+            if name not in loaded:
+                raise ValueError(f"{arrays_path}: {name}: missing array")
+        policy = JointPolicy(loaded["policy_learner"], loaded["policy_expert"], loaded.get("policy_joint"))
+        return cls(loaded.get("theta_l"), loaded.get("theta_e"), policy, document["history"], document["config"])

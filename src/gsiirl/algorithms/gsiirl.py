@@ -1,0 +1,208 @@
+"""GSIIRL (Algorithm 1) on tabular games, the passive MA-IRL baseline, and ``fit``.
+
+Outer iteration k (paper lines 2–15):
+  3. warm start θe from the previous iteration;
+  4. interact: the learner announces r_ld^θl + r_li and plays its policy; the expert returns data D(θl);
+  5–8. t_k projected gradient steps on θe for L(θl, ·; D) (the inner loop);
+  10–14. hypergradient ∇F(θl) by ``spsa`` (paper), ``exact`` (implicit differentiation) or
+        ``finite_difference``;
+  15. θl ← Proj(θl + α_k ∇F): projected gradient ASCENT, because f is a return to maximise.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from gsiirl.algorithms import schedules
+from gsiirl.algorithms.config import FitConfig, FitResult
+from gsiirl.algorithms.interaction import Expert, Oracle, SimulatedExpert, TableOracle, query_full_table
+from gsiirl.algorithms.lower_level import LowerLevelProblem, inner_loop
+from gsiirl.algorithms.tabular_metrics import iteration_metrics
+from gsiirl.games.tabular import TabularGame
+from gsiirl.hypergradients.exact import exact_hypergradient
+from gsiirl.hypergradients.finite_difference import finite_difference_hypergradient
+from gsiirl.hypergradients.spsa import spsa_hypergradient
+from gsiirl.rewards import LinearReward, one_hot_features, project_to_ball
+from gsiirl.solvers.equilibrium import solve_equilibrium
+from gsiirl.solvers.occupancy import _forward
+from gsiirl.solvers.sampling import empirical_occupancy
+
+METHODS = ("gsiirl", "ma-irl", "marl")
+HYPERGRADIENTS = ("spsa", "exact", "finite_difference")
+
+
+@partial(jax.jit, static_argnames=("problem", "method"))
+def batched_evaluation(problem: LowerLevelProblem, method: str, thetas_l, thetas_e, data_occupancy):
+    """The tabular back-end of the SPSA contract: vmapped (f, ∇θe L data part, ∇θl L) over [B] pairs."""
+    from gsiirl.hypergradients.types import LowerLevelEvaluation
+
+    upper, grad_l, grad_e = jax.vmap(lambda tl, te: problem.evaluate_pair(tl, te, data_occupancy, method))(
+        thetas_l, thetas_e)
+    return LowerLevelEvaluation(upper, grad_e, grad_l)
+
+
+@partial(jax.jit, static_argnames=("problem", "method", "num_samples"))
+def _spsa_step(problem, method, num_samples, key, theta_l, theta_e, data_occupancy, perturbation):
+    def evaluate(thetas_l, thetas_e):
+        return batched_evaluation(problem, method, thetas_l, thetas_e, data_occupancy)
+
+    return spsa_hypergradient(key, evaluate, theta_l, theta_e, perturbation=perturbation,
+                              num_samples=num_samples, regularization=problem.regularization)
+
+
+@partial(jax.jit, static_argnames=("problem", "method"))
+def _joint_descent_gradient(problem: LowerLevelProblem, method: str, theta_l, theta_e, data_occupancy):
+    """Gradients of the passive MA-IRL likelihood w.r.t. both parameters (+ λθ each)."""
+    _, grad_l, grad_e = problem.evaluate_pair(theta_l, theta_e, data_occupancy, method)
+    lam = problem.regularization
+    return grad_l + lam * theta_l, grad_e + lam * theta_e
+
+
+def _default_model(game: TabularGame) -> LinearReward:
+    return LinearReward(one_hot_features(game.joint_shape))
+
+
+def _check_options(method: str, hypergradient: str, outer_iters: int, expert) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    if hypergradient not in HYPERGRADIENTS:
+        raise ValueError(f"hypergradient: expected one of {HYPERGRADIENTS}, got {hypergradient!r}")
+    if isinstance(outer_iters, bool) or int(outer_iters) != outer_iters or outer_iters < 1:
+        raise ValueError(f"outer_iters: expected a positive integer, got {outer_iters!r}")
+    if hypergradient in ("exact", "finite_difference") and not hasattr(expert, "expected_data"):
+        raise ValueError(f"hypergradient: {hypergradient!r} differentiates the interaction data and needs an "
+                         "expert with `expected_data` (e.g. SimulatedExpert); use 'spsa' with a real expert")
+
+
+def marl(game: TabularGame, *, equilibrium: str = "soft_nash", temperature: float = 1.0,
+         iterations: int = 60) -> dict:
+    """MARL baseline: both policies from the TRUE rewards. Returns policy and ground-truth returns."""
+    result = solve_equilibrium(game, game.learner_true_reward, game.expert_reward, model=equilibrium,
+                               temperature=temperature, iterations=iterations)
+    weights = _forward(game.dynamics, game.initial, result.policy, game.discount, True)
+    return {
+        "policy": result.policy,
+        "learner_return": float(jnp.sum(weights * game.learner_true_reward)),
+        "expert_return": float(jnp.sum(weights * game.expert_reward)),
+        "residual": float(jnp.max(result.residual)),
+    }
+
+
+def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", outer_iters: int = 50,
+        seed: int = 0, *, learner_model=None, expert_model=None, expert: Expert | None = None,
+        oracle: Oracle | None = None, progress: Callable[[int], None] | None = None, **options) -> FitResult:
+    """Learn the expert's reward and the learner's expert-dependent reward on a tabular game.
+
+    Args:
+        game: the Markov game. Its ``expert_reward`` is used only by the default simulated expert and
+            for evaluation metrics; its ``learner_oracle`` only through ``oracle`` queries.
+        method: "gsiirl" (Algorithm 1), "ma-irl" (passive maximum-likelihood multi-agent IRL on
+            demonstrations made with both TRUE rewards) or "marl" (policies from the true rewards).
+        hypergradient: "spsa" (paper), "exact" or "finite_difference" (GSIIRL only).
+        outer_iters: K.
+        seed: seeds the initial θ's, the interaction and SPSA; the same seed gives the same numbers.
+        learner_model, expert_model: reward models (default: linear one-hot over the table).
+        expert: the expert to interact with (default :class:`SimulatedExpert` of the game).
+        oracle: r_ld oracle (default: a table oracle over ``game.learner_oracle``).
+        progress: called with k after every outer iteration.
+        **options: fields of :class:`gsiirl.algorithms.config.FitConfig`.
+    Returns:
+        FitResult with theta_l, theta_e, the final policy and a per-iteration ``history``.
+    """
+    config = FitConfig.from_options(**options)
+    expert = expert if expert is not None else SimulatedExpert(
+        game, equilibrium=config.equilibrium, temperature=config.temperature, iterations=config.iterations)
+    _check_options(method, hypergradient, outer_iters, expert)
+    oracle = oracle if oracle is not None else TableOracle(game.learner_oracle)
+    # The learner queries r_ld once everywhere; from here on it works with the queried table.
+    queried_game = game.with_rewards(learner_oracle=query_full_table(oracle, game.joint_shape))
+    problem = LowerLevelProblem(
+        queried_game, learner_model if learner_model is not None else _default_model(game),
+        expert_model if expert_model is not None else _default_model(game), equilibrium=config.equilibrium,
+        temperature=config.temperature, regularization=config.regularization, iterations=config.iterations)
+
+    if method == "marl":
+        baseline = marl(queried_game, equilibrium=config.equilibrium, temperature=config.temperature,
+                        iterations=config.iterations)
+        history = {"learner_return": [baseline["learner_return"]], "expert_return": [baseline["expert_return"]],
+                   "equilibrium_residual": [baseline["residual"]]}
+        if progress is not None:
+            progress(outer_iters - 1)
+        return FitResult(None, None, baseline["policy"], history, config.to_dict() | {"method": method})
+
+    key = jax.random.PRNGKey(seed)
+    key_l, key_e, key_run = jax.random.split(key, 3)
+    theta_l = project_to_ball(problem.learner_model.init(key_l, config.radius), config.radius)
+    theta_e = project_to_ball(problem.expert_model.init(key_e, config.radius), config.radius)
+    step_l = config.outer_step_size or schedules.outer_step_size(outer_iters, config.lipschitz)
+    history: dict[str, list[float]] = {}
+    started = time.perf_counter()
+
+    demonstrations = None
+    if method == "ma-irl":  # passive: demonstrations made once with both TRUE rewards, no interaction
+        demonstrations = _collect(expert, queried_game, queried_game.learner_true_reward, None, config,
+                                  jax.random.fold_in(key_run, 10_000_019))
+
+    for k in range(outer_iters):
+        key_k = jax.random.fold_in(key_run, k)
+        key_data, key_spsa = jax.random.split(key_k)
+        steps = config.inner_steps or schedules.inner_steps(k)
+        if method == "ma-irl":
+            data = demonstrations
+            for _ in range(steps):
+                grad_l, grad_e = _joint_descent_gradient(problem, config.lower_gradient, theta_l, theta_e, data)
+                theta_l = project_to_ball(theta_l - config.inner_step_size * grad_l, config.radius)
+                theta_e = project_to_ball(theta_e - config.inner_step_size * grad_e, config.radius)
+            direction_norm = float(jnp.linalg.norm(grad_l))
+        else:
+            learner_reward = problem.learner_reward_table(theta_l)
+            learner_policy = problem.policy(theta_l, theta_e).learner
+            data = _collect(expert, queried_game, learner_reward, learner_policy, config, key_data)
+            lower_method = "autodiff" if hypergradient != "spsa" else config.lower_gradient
+            theta_e = inner_loop(problem, theta_l, theta_e, data, steps=steps, step_size=config.inner_step_size,
+                                 radius=config.radius, method=lower_method)
+            estimate = _hypergradient(hypergradient, problem, expert, config, key_spsa, theta_l, theta_e, data, k)
+            direction_norm = float(jnp.linalg.norm(estimate.hypergradient))
+        record = iteration_metrics(problem, game, expert, theta_l, theta_e, data)
+        record["hypergradient_norm"] = direction_norm
+        record["wall_time"] = time.perf_counter() - started
+        for name, value in record.items():
+            history.setdefault(name, []).append(float(value))
+        if method == "gsiirl":
+            theta_l = project_to_ball(theta_l + step_l * estimate.hypergradient, config.radius)  # line 15
+        if progress is not None:
+            progress(k)
+
+    policy = problem.policy(theta_l, theta_e)
+    return FitResult(theta_l, theta_e, policy, history,
+                     config.to_dict() | {"method": method, "hypergradient": hypergradient, "seed": seed,
+                                         "outer_iters": outer_iters})
+
+
+def _collect(expert, game: TabularGame, learner_reward, learner_policy, config: FitConfig, key):
+    """Per-stage data occupancy [T, S, A_l, A_e]: sampled trajectories or the exact expectation."""
+    if config.data == "expected":
+        if not hasattr(expert, "expected_data"):
+            raise ValueError("data: 'expected' needs an expert with `expected_data` (a simulated expert)")
+        return expert.expected_data(learner_reward)
+    if learner_policy is None:
+        learner_policy = jnp.full((game.horizon, game.num_states, game.num_learner_actions),
+                                  1.0 / game.num_learner_actions)
+    trajectories = expert.interact(key, learner_reward, learner_policy, config.num_trajectories)
+    return empirical_occupancy(trajectories, game.joint_shape, game.horizon)
+
+
+def _hypergradient(name, problem, expert, config: FitConfig, key, theta_l, theta_e, data, k):
+    if name == "exact":
+        return exact_hypergradient(problem, expert.expected_data, theta_l, theta_e)
+    if name == "finite_difference":
+        return finite_difference_hypergradient(problem, expert.expected_data, theta_l, theta_e,
+                                               radius=config.radius)
+    perturbation = schedules.perturbation_size(k + 1, config.perturbation_scale)
+    return _spsa_step(problem, config.lower_gradient, config.num_spsa_samples, key, theta_l, theta_e, data,
+                      perturbation)

@@ -1,0 +1,92 @@
+"""How the learner talks to the world: the expert and the r_ld oracle (DESIGN §8).
+
+GSIIRL only ever reaches the expert through :class:`Expert` and the expert-dependent reward through
+:class:`Oracle`, so replacing the simulation by a human study is one class each.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gsiirl.games.tabular import TabularGame
+from gsiirl.solvers.equilibrium import DEFAULT_ITERATIONS, JointPolicy, solve_equilibrium
+from gsiirl.solvers.occupancy import _forward
+from gsiirl.solvers.sampling import Trajectories, sample_trajectories
+
+
+class Expert(Protocol):
+    """A black box that plays with the learner and returns the joint trajectories.
+
+    ``interact(key, learner_reward, learner_policy, num_trajectories)``: the learner announces the reward
+    table [S, A_l, A_e] its policy is computed from (r_ld^θl + r_li) and that policy ([T, S, A_l]); the
+    expert returns ``num_trajectories`` trajectories of joint play (:class:`Trajectories`, [N, T] each).
+    A human-study implementation would run episodes with the robot executing ``learner_policy``.
+    """
+
+    def interact(self, key: jax.Array, learner_reward: jax.Array, learner_policy: jax.Array,
+                 num_trajectories: int) -> Trajectories: ...
+
+
+class Oracle(Protocol):
+    """Returns queried values of the expert-dependent learner reward r_ld at given (s, a_l, a_e).
+
+    ``query(states [M], learner_actions [M], expert_actions [M]) -> values [M]``, e.g. a table
+    lookup, a simulator function, or an emotion classifier's score.
+    """
+
+    def query(self, states, learner_actions, expert_actions) -> np.ndarray: ...
+
+
+class TableOracle:
+    """An oracle backed by a table [S, A_l, A_e] (the simulated measurement)."""
+
+    def __init__(self, table) -> None:
+        self.table = np.asarray(table)
+        self.num_queries = 0
+
+    def query(self, states, learner_actions, expert_actions) -> np.ndarray:
+        states, learner_actions, expert_actions = (np.asarray(x) for x in (states, learner_actions, expert_actions))
+        self.num_queries += int(states.size)
+        return self.table[states, learner_actions, expert_actions]
+
+
+def query_full_table(oracle: Oracle, joint_shape: tuple[int, int, int]) -> jax.Array:
+    """Query the oracle once at every (s, a_l, a_e) of a tabular game: [S, A_l, A_e]."""
+    s, al, ae = np.indices(joint_shape)
+    values = np.asarray(oracle.query(s.ravel(), al.ravel(), ae.ravel()), dtype=float)
+    if values.shape != (s.size,) or not np.all(np.isfinite(values)):
+        raise ValueError(f"oracle: query must return {s.size} finite values, got shape {values.shape}")
+    return jnp.asarray(values.reshape(joint_shape), dtype=jnp.result_type(float))
+
+
+class SimulatedExpert:
+    """An expert who plays the equilibrium of (learner's announced reward, the hidden TRUE r_e).
+
+    This is the paper's data model D(θl): trajectories from the equilibrium of the MG with r_ld^θl + r_li
+    and the true r_e (§5). It can also return the exact per-stage occupancy (``expected_data``), the
+    infinite-data limit, which the ``exact`` hypergradient differentiates.
+    """
+
+    def __init__(self, game: TabularGame, *, equilibrium: str = "soft_nash", temperature: float = 1.0,
+                 iterations: int = DEFAULT_ITERATIONS) -> None:
+        self.game = game
+        self.equilibrium = equilibrium
+        self.temperature = temperature
+        self.iterations = iterations
+
+    def joint_policy(self, learner_reward: jax.Array) -> JointPolicy:
+        """The data-generating joint policy for the learner's reward table [S, A_l, A_e]."""
+        return solve_equilibrium(self.game, learner_reward, self.game.expert_reward, model=self.equilibrium,
+                                 temperature=self.temperature, iterations=self.iterations).policy
+
+    def interact(self, key, learner_reward, learner_policy, num_trajectories: int) -> Trajectories:
+        return sample_trajectories(key, self.game, self.joint_policy(learner_reward), num_trajectories)
+
+    def expected_data(self, learner_reward: jax.Array) -> jax.Array:
+        """Exact per-stage occupancy [T, S, A_l, A_e] of the interaction (differentiable)."""
+        policy = self.joint_policy(learner_reward)
+        return _forward(self.game.dynamics, self.game.initial, policy, self.game.discount, False)

@@ -1,0 +1,62 @@
+"""Per-iteration evaluation of a tabular GSIIRL / MA-IRL run (DESIGN §5).
+
+Uses the hidden truth (true r_e, the simulated expert's policy) for EVALUATION only; nothing here
+feeds back into learning.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from gsiirl.algorithms.lower_level import LowerLevelProblem
+from gsiirl.algorithms.metrics import epic_distance, expert_policy_kl
+from gsiirl.solvers.equilibrium import expert_soft_best_response
+from gsiirl.solvers.occupancy import _forward
+
+
+@partial(jax.jit, static_argnames=("problem",))
+def _learned_metrics(problem: LowerLevelProblem, true_expert_reward, theta_l, theta_e, data_occupancy):
+    game = problem.game
+    policy = problem.policy(theta_l, theta_e)
+    weights = _forward(game.dynamics, game.initial, policy, game.discount, True)
+    loss = problem.negative_log_likelihood(policy, data_occupancy) + 0.5 * problem.regularization * jnp.sum(theta_e ** 2)
+    return {
+        "learner_return": jnp.sum(weights * game.learner_true_reward),
+        "expert_return": jnp.sum(weights * true_expert_reward),
+        "lower_level_loss": loss,
+        "epic_distance": epic_distance(problem.expert_model.table(theta_e), true_expert_reward, game.discount),
+    }
+
+
+@partial(jax.jit, static_argnames=("problem",))
+def _expert_recovery(problem: LowerLevelProblem, true_expert_reward, data_policy, theta_e):
+    """EVD and KL with the learner held at the data-generating policy."""
+    game = problem.game
+    # the learned expert's soft best response to the data-generating learner policy (DESIGN §5)
+    learned_expert = expert_soft_best_response(game.dynamics, data_policy.learner, problem.expert_model.table(theta_e),
+                                               game.discount, problem.temperature, game.horizon)
+    true_joint = data_policy
+    learned_joint = true_joint._replace(expert=learned_expert, joint=None)
+    true_weights = _forward(game.dynamics, game.initial, true_joint, game.discount, True)
+    learned_weights = _forward(game.dynamics, game.initial, learned_joint, game.discount, True)
+    visitation = _forward(game.dynamics, game.initial, true_joint, game.discount, False).sum(axis=(2, 3))
+    return {
+        "expert_value_difference": jnp.sum((true_weights - learned_weights) * true_expert_reward),
+        "expert_policy_kl": expert_policy_kl(visitation, true_joint.expert, learned_expert),
+    }
+
+
+def iteration_metrics(problem: LowerLevelProblem, game, expert, theta_l, theta_e, data_occupancy) -> dict:
+    """Metrics of the current (θl, θe): true returns under π^{θl,θe}, L, EPIC(r_e^θe, r_e), and — when
+    the expert is simulated — EVD and the expert-policy KL against the data-generating policy."""
+    true_expert_reward = game.expert_reward
+    record = {k: float(v) for k, v in
+              _learned_metrics(problem, true_expert_reward, theta_l, theta_e, data_occupancy).items()}
+    if hasattr(expert, "joint_policy"):
+        data_policy = expert.joint_policy(problem.learner_reward_table(theta_l))
+        record.update({k: float(v) for k, v in
+                       _expert_recovery(problem, true_expert_reward, data_policy, theta_e).items()})
+    return record

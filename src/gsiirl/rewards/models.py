@@ -1,0 +1,103 @@
+"""Parametric joint reward tables ``r^θ : [d] -> [S, A_l, A_e]``.
+
+A reward model is anything with ``num_params`` and a pure ``table(theta)``; everything else
+(feature expectations μ = E[Σ_t γ^t ∇_θ r^θ], Hessians) is obtained by automatic differentiation of
+``table``, so linear and neural models share one code path.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class RewardModel(Protocol):
+    """Protocol: a flat parameter vector θ [num_params] mapped to a joint reward table [S, A_l, A_e]."""
+
+    num_params: int
+
+    def table(self, theta: jax.Array) -> jax.Array: ...
+
+    def init(self, key: jax.Array, radius: float = 1.0) -> jax.Array: ...
+
+
+def _random_in_ball(key: jax.Array, num_params: int, radius: float) -> jax.Array:
+    """A random direction scaled to a random radius in [0.5, 1] * radius."""
+    direction_key, radius_key = jax.random.split(key)
+    direction = jax.random.normal(direction_key, (num_params,))
+    direction = direction / jnp.maximum(jnp.linalg.norm(direction), 1e-12)
+    return direction * radius * jax.random.uniform(radius_key, (), minval=0.5, maxval=1.0)
+
+
+def one_hot_features(joint_shape: tuple[int, int, int]) -> np.ndarray:
+    """One-hot features over the table: [S, A_l, A_e, S*A_l*A_e] (the default linear model)."""
+    size = int(np.prod(joint_shape))
+    return np.eye(size, dtype=np.float32).reshape(tuple(joint_shape) + (size,))
+
+
+class LinearReward:
+    """``r^θ(s, a) = φ(s, a) · θ`` with user features φ [S, A_l, A_e, d] (paper §5, linear case).
+
+    Args:
+        features: [S, A_l, A_e, d] array.
+        scale: optional constant multiplier (reward scale relative to the temperature, DESIGN §2).
+    """
+
+    def __init__(self, features, scale: float = 1.0) -> None:
+        array = np.asarray(features)
+        if array.ndim != 4:
+            raise ValueError(f"features: expected shape [S, A_l, A_e, d], got {array.shape}")
+        if not np.all(np.isfinite(array)):
+            raise ValueError("features: contains NaN or infinite values")
+        self.features = jnp.asarray(array, dtype=jnp.result_type(float))
+        self.scale = float(scale)
+        self.num_params = int(array.shape[-1])
+        self.joint_shape = tuple(int(n) for n in array.shape[:3])
+
+    def table(self, theta: jax.Array) -> jax.Array:
+        """θ [d] -> reward table [S, A_l, A_e]."""
+        return self.scale * jnp.tensordot(self.features, theta, axes=([3], [0]))
+
+    def init(self, key: jax.Array, radius: float = 1.0) -> jax.Array:
+        return _random_in_ball(key, self.num_params, radius)
+
+
+class MLPReward:
+    """A small smooth (tanh, hence C^∞ as Assumption 1 asks) MLP on per-entry input features.
+
+    ``r^θ(s, a) = w2 · tanh(W1 x(s, a) + b1) + b2`` with inputs x [S, A_l, A_e, n_in]; θ is the flat
+    concatenation of (W1 [hidden, n_in], b1 [hidden], w2 [hidden], b2 []).
+    """
+
+    def __init__(self, inputs, hidden: int = 16, scale: float = 1.0) -> None:
+        array = np.asarray(inputs)
+        if array.ndim != 4:
+            raise ValueError(f"inputs: expected shape [S, A_l, A_e, n_in], got {array.shape}")
+        if hidden < 1:
+            raise ValueError(f"hidden: expected a positive integer, got {hidden}")
+        self.inputs = jnp.asarray(array, dtype=jnp.result_type(float))
+        self.hidden = int(hidden)
+        self.num_inputs = int(array.shape[-1])
+        self.scale = float(scale)
+        self.num_params = self.hidden * self.num_inputs + 2 * self.hidden + 1
+        self.joint_shape = tuple(int(n) for n in array.shape[:3])
+
+    def _unpack(self, theta: jax.Array):
+        h, n = self.hidden, self.num_inputs
+        weights1 = theta[: h * n].reshape(h, n)
+        bias1 = theta[h * n : h * n + h]
+        weights2 = theta[h * n + h : h * n + 2 * h]
+        bias2 = theta[-1]
+        return weights1, bias1, weights2, bias2
+
+    def table(self, theta: jax.Array) -> jax.Array:
+        """θ [num_params] -> reward table [S, A_l, A_e]."""
+        weights1, bias1, weights2, bias2 = self._unpack(theta)
+        hidden = jnp.tanh(jnp.tensordot(self.inputs, weights1, axes=([3], [1])) + bias1)
+        return self.scale * (jnp.tensordot(hidden, weights2, axes=([3], [0])) + bias2)
+
+    def init(self, key: jax.Array, radius: float = 1.0) -> jax.Array:
+        return _random_in_ball(key, self.num_params, radius)
