@@ -1,0 +1,87 @@
+"""GSIIRL end to end on small tabular games (Algorithm 1) and the fit API."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gsiirl
+from gsiirl.algorithms.config import FitResult
+
+SETTINGS = dict(radius=3.0, num_trajectories=200, perturbation_scale=0.3, inner_step_size=0.5, outer_step_size=0.5)
+
+
+@pytest.fixture(scope="module")
+def game():
+    return gsiirl.random_tabular_game(1, num_states=5, num_learner_actions=2, num_expert_actions=2, horizon=4)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gsiirl_raises_learner_return_and_lowers_expert_kl(game, seed):
+    history = gsiirl.fit(game, outer_iters=30, seed=seed, **SETTINGS).history
+    learner, kl = np.array(history["learner_return"]), np.array(history["expert_policy_kl"])
+    assert learner[-5:].mean() > learner[0]
+    assert kl[-5:].mean() < 0.6 * kl[0]
+    assert len(learner) == 30 and np.all(np.isfinite(history["hypergradient_norm"]))
+
+
+def test_same_seed_same_numbers_and_result_round_trip(game, tmp_path):
+    a = gsiirl.fit(game, outer_iters=3, seed=7, **SETTINGS)
+    b = gsiirl.fit(game, outer_iters=3, seed=7, **SETTINGS)
+    for name in ("learner_return", "expert_return", "hypergradient_norm", "lower_level_loss", "epic_distance"):
+        assert a.history[name] == b.history[name]
+    c = gsiirl.fit(game, outer_iters=3, seed=8, **SETTINGS)
+    assert a.history["learner_return"] != c.history["learner_return"]
+    json_path, _ = a.save(tmp_path / "run")
+    loaded = FitResult.load(json_path)
+    np.testing.assert_array_equal(np.asarray(loaded.theta_l), np.asarray(a.theta_l))
+    np.testing.assert_array_equal(np.asarray(loaded.policy.expert), np.asarray(a.policy.expert))
+    assert loaded.history == a.history
+    json_path.write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable gsiirl result"):
+        FitResult.load(json_path)
+
+
+def test_exact_and_finite_difference_hypergradients_run_in_fit(game):
+    exact = gsiirl.fit(game, hypergradient="exact", outer_iters=2, seed=0, data="expected", **SETTINGS)
+    assert np.all(np.isfinite(exact.history["hypergradient_norm"]))
+    with pytest.raises(ValueError, match="hypergradient: 'exact' differentiates"):
+        class HumanStudy:
+            def interact(self, key, learner_reward, learner_policy, num_trajectories):
+                raise AssertionError("never called")
+        gsiirl.fit(game, hypergradient="exact", outer_iters=2, expert=HumanStudy())
+
+
+def test_special_cases_cooperative_and_competitive(game):
+    zeros = np.zeros(game.joint_shape[:2])
+    cooperative = game.with_rewards(learner_reward=zeros, learner_oracle=game.expert_reward)
+    history = gsiirl.fit(cooperative, outer_iters=4, seed=0, **SETTINGS).history
+    # identical rewards: both players' true returns coincide at every iteration
+    np.testing.assert_allclose(history["learner_return"], history["expert_return"], rtol=1e-5)
+    competitive = game.with_rewards(learner_reward=zeros, learner_oracle=-game.expert_reward)
+    history = gsiirl.fit(competitive, outer_iters=4, seed=0, **SETTINGS).history
+    np.testing.assert_allclose(history["learner_return"], -np.array(history["expert_return"]), rtol=1e-5)
+    # zero-sum MARL: the soft values sum to entropy terms only, so the true returns are exactly opposite
+    marl = gsiirl.marl(competitive)
+    assert marl["learner_return"] == pytest.approx(-marl["expert_return"], rel=1e-5)
+
+
+def test_ma_irl_and_marl_methods(game):
+    ma_irl = gsiirl.fit(game, method="ma-irl", outer_iters=3, seed=0, **SETTINGS).history
+    assert len(ma_irl["learner_return"]) == 3 and np.all(np.isfinite(ma_irl["expert_policy_kl"]))
+    marl = gsiirl.fit(game, method="marl", outer_iters=3, seed=0).history
+    assert marl["learner_return"] == [pytest.approx(gsiirl.marl(game)["learner_return"])]
+
+
+@pytest.mark.parametrize("options, field", [
+    ({"method": "irl"}, "method"),
+    ({"hypergradient": "newton"}, "hypergradient"),
+    ({"outer_iters": 0}, "outer_iters"),
+    ({"temperature": -1.0}, "temperature"),
+    ({"num_trajectories": 2.5}, "num_trajectories"),
+    ({"regularization": 0.0}, "regularization"),
+    ({"data": "both"}, "data"),
+    ({"learning_rate": 0.1}, "learning_rate"),
+])
+def test_fit_rejects_bad_options_naming_the_field(game, options, field):
+    with pytest.raises(ValueError, match=field):
+        gsiirl.fit(game, **options)

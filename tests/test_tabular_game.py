@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from gsiirl.games.random import random_tabular_game
+from gsiirl.games.tabular import TabularGame
+from gsiirl.solvers.equilibrium import solve_equilibrium
+
+
+def _arrays(num_states=3, num_l=2, num_e=2):
+    rng = np.random.default_rng(0)
+    shape = (num_states, num_l, num_e)
+    return dict(
+        initial=np.full(num_states, 1.0 / num_states),
+        horizon=3,
+        discount=0.9,
+        learner_reward=rng.normal(size=shape[:2]),
+        learner_oracle=rng.normal(size=shape),
+        expert_reward=rng.normal(size=shape),
+        transitions=rng.dirichlet(np.ones(num_states), size=shape),
+    )
+
+
+def test_valid_game_builds_and_reports_sizes():
+    game = TabularGame(**_arrays())
+    assert game.joint_shape == (3, 2, 2) and game.horizon == 3 and not game.is_sparse
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("horizon", 0, "horizon"),
+        ("horizon", 2.5, "horizon"),
+        ("discount", 0.0, "discount"),
+        ("discount", 1.5, "discount"),
+        ("discount", "high", "discount"),
+        ("initial", np.array([0.5, 0.5, 0.5]), "initial"),
+        ("initial", np.array([1.0, 0.0]), "initial"),
+        ("learner_reward", np.zeros((3, 3)), "learner_reward"),
+        ("expert_reward", np.full((3, 2, 2), np.nan), "expert_reward"),
+        ("learner_oracle", np.zeros((3, 2)), "learner_oracle"),
+        ("learner_oracle", np.array([["a"]]), "learner_oracle"),
+    ],
+)
+def test_validation_names_the_bad_field(field, value, message):
+    arrays = _arrays()
+    arrays[field] = value
+    with pytest.raises(ValueError, match=message):
+        TabularGame(**arrays)
+
+
+def test_transition_validation():
+    arrays = _arrays()
+    bad = np.array(arrays["transitions"])
+    bad[0, 0, 0] = [0.5, 0.6, -0.1]
+    with pytest.raises(ValueError, match="transitions: probabilities must be >= 0"):
+        TabularGame(**(arrays | {"transitions": bad}))
+    bad[0, 0, 0] = [0.5, 0.6, 0.1]
+    with pytest.raises(ValueError, match="transitions: rows must sum to 1"):
+        TabularGame(**(arrays | {"transitions": bad}))
+    bad[0, 0, 0] = [np.inf, 0.0, 0.0]
+    with pytest.raises(ValueError, match="transitions: contains NaN"):
+        TabularGame(**(arrays | {"transitions": bad}))
+    with pytest.raises(ValueError, match="transitions: expected shape"):
+        TabularGame(**(arrays | {"transitions": np.ones((3, 2, 2, 2)) / 2}))
+
+
+def test_sparse_validation():
+    arrays = _arrays()
+    del arrays["transitions"]
+    indices = np.zeros((3, 2, 2, 1), dtype=np.int32)
+    with pytest.raises(ValueError, match="successor_states: indices must lie"):
+        TabularGame(**arrays, successor_states=indices + 5, successor_probs=np.ones((3, 2, 2, 1)))
+    with pytest.raises(ValueError, match="successor_states: expected an integer"):
+        TabularGame(**arrays, successor_states=indices.astype(float), successor_probs=np.ones((3, 2, 2, 1)))
+    with pytest.raises(ValueError, match="successor_probs: rows must sum"):
+        TabularGame(**arrays, successor_states=indices, successor_probs=np.full((3, 2, 2, 1), 0.5))
+    with pytest.raises(ValueError, match="transitions: give either"):
+        TabularGame(**arrays)
+
+
+def test_dense_and_sparse_forms_agree():
+    dense = random_tabular_game(3, num_states=7, num_successors=2, horizon=4)
+    sparse = dense.to_sparse()
+    assert sparse.is_sparse and sparse.dynamics.successor_states.shape[-1] == 2
+    np.testing.assert_allclose(np.asarray(sparse.to_dense().dynamics.transitions),
+                               np.asarray(dense.dynamics.transitions), atol=1e-12)
+    a = solve_equilibrium(dense, dense.learner_true_reward, dense.expert_reward)
+    b = solve_equilibrium(sparse, sparse.learner_true_reward, sparse.expert_reward)
+    np.testing.assert_allclose(np.asarray(a.policy.learner), np.asarray(b.policy.learner), atol=1e-10)
+    np.testing.assert_allclose(np.asarray(a.learner_value), np.asarray(b.learner_value), atol=1e-10)
+
+
+def test_random_game_is_deterministic_in_its_seed():
+    a, b = random_tabular_game(5), random_tabular_game(5)
+    np.testing.assert_array_equal(np.asarray(a.expert_reward), np.asarray(b.expert_reward))
+    assert not np.allclose(np.asarray(a.expert_reward), np.asarray(random_tabular_game(6).expert_reward))
