@@ -27,7 +27,8 @@ import jax.numpy as jnp
 from gsiirl.games.tabular import Dynamics, TabularGame, expected_next_value
 
 EQUILIBRIUM_MODELS = ("soft_nash", "joint_soft")
-DEFAULT_ITERATIONS = 60
+DEFAULT_ITERATIONS = 20
+NEWTON_STEPS = 6
 
 
 class JointPolicy(NamedTuple):
@@ -71,17 +72,20 @@ def _entropy(probs: jax.Array) -> jax.Array:
     return -jnp.sum(probs * jnp.log(jnp.maximum(probs, 1e-30)), axis=-1)
 
 
-def _stage_logit_equilibrium(q_learner, q_expert, temperature, iterations):
+def _stage_logit_equilibrium(q_learner, q_expert, temperature, iterations, newton_steps=NEWTON_STEPS):
     """Logit equilibrium of the stage games at every state.
 
+    ``iterations`` extragradient steps on the logits from uniform policies, then ``newton_steps``
+    Newton steps on ``z − BR(z) = 0`` (a (A_l + A_e)-dimensional system per state; a step that is not
+    finite or does not reduce the residual is rejected).
     q_learner, q_expert: [S, A_l, A_e]. Returns (π_l [S, A_l], π_e [S, A_e], residual scalar).
     """
     num_states, num_l, num_e = q_learner.shape
-    spread = jnp.maximum(
-        jnp.max(q_learner, axis=(1, 2)) - jnp.min(q_learner, axis=(1, 2)),
-        jnp.max(q_expert, axis=(1, 2)) - jnp.min(q_expert, axis=(1, 2)),
-    )
-    lipschitz = jax.lax.stop_gradient(spread / (2.0 * temperature))
+    # Lipschitz bound of the best-response map: softmax's Jacobian annihilates constants, so only the
+    # spread of each player's Q over the OTHER player's actions matters.
+    spread_l = jnp.max(jnp.max(q_learner, axis=2) - jnp.min(q_learner, axis=2), axis=1)
+    spread_e = jnp.max(jnp.max(q_expert, axis=1) - jnp.min(q_expert, axis=1), axis=1)
+    lipschitz = jax.lax.stop_gradient(jnp.maximum(spread_l, spread_e) / (2.0 * temperature))
     step = (1.0 / (1.0 + lipschitz))[:, None]  # [S, 1]
 
     def best_response_logits(logits_l, logits_e):
@@ -99,8 +103,36 @@ def _stage_logit_equilibrium(q_learner, q_expert, temperature, iterations):
         target_l, target_e = best_response_logits(half_l, half_e)
         return (logits_l + step * (target_l - half_l), logits_e + step * (target_e - half_e)), None
 
+    def gap(logits):
+        target_l, target_e = best_response_logits(logits[:, :num_l], logits[:, num_l:])
+        return logits - jnp.concatenate([target_l, target_e], axis=1)
+
+    def newton(logits, _):
+        residual = gap(logits)
+        pi_l = jax.nn.softmax(logits[:, :num_l], axis=-1)
+        pi_e = jax.nn.softmax(logits[:, num_l:], axis=-1)
+        softmax_jac_l = jax.vmap(jnp.diag)(pi_l) - pi_l[:, :, None] * pi_l[:, None, :]
+        softmax_jac_e = jax.vmap(jnp.diag)(pi_e) - pi_e[:, :, None] * pi_e[:, None, :]
+        upper = jnp.einsum("sle,sef->slf", q_learner, softmax_jac_e) / temperature  # d target_l / d z_e
+        lower = jnp.einsum("sle,slm->sem", q_expert, softmax_jac_l) / temperature  # d target_e / d z_l
+        jacobian = jnp.eye(num_l + num_e, dtype=logits.dtype) - jnp.concatenate([
+            jnp.concatenate([jnp.zeros((num_states, num_l, num_l), logits.dtype), upper], axis=2),
+            jnp.concatenate([lower, jnp.zeros((num_states, num_e, num_e), logits.dtype)], axis=2)], axis=1)
+        direction = jnp.linalg.solve(jacobian, residual[..., None])[..., 0]
+        current = jnp.max(jnp.abs(residual), axis=1)
+        best, best_gap = logits, current
+        for fraction in (0.125, 0.25, 0.5, 1.0):  # backtracking: keep the largest improving step
+            candidate = logits - fraction * direction
+            candidate_gap = jnp.max(jnp.abs(gap(candidate)), axis=1)
+            better = jnp.isfinite(candidate_gap) & (candidate_gap < current)
+            best = jnp.where(better[:, None], candidate, best)
+            best_gap = jnp.where(better, candidate_gap, best_gap)
+        return best, None
+
     init = (jnp.zeros((num_states, num_l), q_learner.dtype), jnp.zeros((num_states, num_e), q_learner.dtype))
     (logits_l, logits_e), _ = jax.lax.scan(extragradient, init, None, length=iterations)
+    logits, _ = jax.lax.scan(newton, jnp.concatenate([logits_l, logits_e], axis=1), None, length=newton_steps)
+    logits_l, logits_e = logits[:, :num_l], logits[:, num_l:]
     pi_l = jax.nn.softmax(logits_l, axis=-1)
     pi_e = jax.nn.softmax(logits_e, axis=-1)
     target_l, target_e = best_response_logits(logits_l, logits_e)
