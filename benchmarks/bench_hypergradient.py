@@ -42,7 +42,7 @@ def cost_versus_horizon(horizons, repeats):
         key = jax.random.PRNGKey(0)
         spsa = median_seconds(lambda: _spsa_step(problem, "lemma1", 4, key, theta_l, theta_e, data, 0.1),
                               repeats=repeats)
-        exact = median_seconds(lambda: exact_hypergradient(problem, expert.expected_data, theta_l, theta_e),
+        exact = median_seconds(lambda: exact_hypergradient(problem, expert, theta_l, theta_e),
                                repeats=repeats)
         rows.append([horizon, spsa, exact, exact / spsa])
     return rows

@@ -26,7 +26,7 @@ def _setup(model):
                                 regularization=0.1, iterations=100)
     expert = SimulatedExpert(game, equilibrium=model, iterations=100)
     theta_l = jnp.array([0.15, 0.15, 0.15, 0.15])
-    theta_e = solve_lower_level(problem, expert.expected_data, theta_l, jnp.zeros(5), steps=30)
+    theta_e = solve_lower_level(problem, expert, theta_l, jnp.zeros(5), steps=30)
     assert float(jnp.linalg.norm(theta_e)) < 0.9  # interior optimum: the implicit function theorem applies
     return problem, expert, theta_l, theta_e
 
@@ -43,8 +43,8 @@ def soft_nash_setup():
 @pytest.mark.parametrize("model", ["joint_soft", "soft_nash"])
 def test_exact_hypergradient_matches_finite_differences_of_F(model, soft_nash_setup):
     problem, expert, theta_l, theta_e = soft_nash_setup if model == "soft_nash" else _setup(model)
-    exact = exact_hypergradient(problem, expert.expected_data, theta_l, theta_e).hypergradient
-    finite = finite_difference_hypergradient(problem, expert.expected_data, theta_l, theta_e, step=1e-5,
+    exact = exact_hypergradient(problem, expert, theta_l, theta_e).hypergradient
+    finite = finite_difference_hypergradient(problem, expert, theta_l, theta_e, step=1e-5,
                                              steps=30).hypergradient
     relative = float(jnp.linalg.norm(exact - finite) / jnp.linalg.norm(finite))
     assert relative < 1e-4
@@ -54,7 +54,7 @@ def test_exact_hypergradient_matches_finite_differences_of_F(model, soft_nash_se
 def test_mean_of_spsa_draws_points_like_exact(soft_nash_setup):
     problem, expert, theta_l, theta_e = soft_nash_setup
     data = expert.expected_data(problem.learner_reward_table(theta_l))
-    exact = exact_hypergradient(problem, expert.expected_data, theta_l, theta_e).hypergradient
+    exact = exact_hypergradient(problem, expert, theta_l, theta_e).hypergradient
 
     def draw(key):
         def evaluate(thetas_l, thetas_e):

@@ -36,7 +36,7 @@ METHODS = ("gsiirl", "ma-irl", "marl")
 HYPERGRADIENTS = ("spsa", "exact", "finite_difference")
 
 
-@partial(jax.jit, static_argnames=("problem", "method"))
+@partial(jax.jit, static_argnames=("method",))
 def batched_evaluation(problem: LowerLevelProblem, method: str, thetas_l, thetas_e, data_occupancy):
     """The tabular back-end of the SPSA contract: vmapped (f, ∇θe L data part, ∇θl L) over [B] pairs."""
     from gsiirl.hypergradients.types import LowerLevelEvaluation
@@ -46,7 +46,7 @@ def batched_evaluation(problem: LowerLevelProblem, method: str, thetas_l, thetas
     return LowerLevelEvaluation(upper, grad_e, grad_l)
 
 
-@partial(jax.jit, static_argnames=("problem", "method", "num_samples"))
+@partial(jax.jit, static_argnames=("method", "num_samples"))
 def _spsa_step(problem, method, num_samples, key, theta_l, theta_e, data_occupancy, perturbation):
     def evaluate(thetas_l, thetas_e):
         return batched_evaluation(problem, method, thetas_l, thetas_e, data_occupancy)
@@ -55,7 +55,7 @@ def _spsa_step(problem, method, num_samples, key, theta_l, theta_e, data_occupan
                               num_samples=num_samples, regularization=problem.regularization)
 
 
-@partial(jax.jit, static_argnames=("problem", "method"))
+@partial(jax.jit, static_argnames=("method",))
 def _joint_descent_gradient(problem: LowerLevelProblem, method: str, theta_l, theta_e, data_occupancy):
     """Gradients of the passive MA-IRL likelihood w.r.t. both parameters (+ λθ each)."""
     _, grad_l, grad_e = problem.evaluate_pair(theta_l, theta_e, data_occupancy, method)
@@ -199,9 +199,9 @@ def _collect(expert, game: TabularGame, learner_reward, learner_policy, config: 
 
 def _hypergradient(name, problem, expert, config: FitConfig, key, theta_l, theta_e, data, k):
     if name == "exact":
-        return exact_hypergradient(problem, expert.expected_data, theta_l, theta_e)
+        return exact_hypergradient(problem, expert, theta_l, theta_e)
     if name == "finite_difference":
-        return finite_difference_hypergradient(problem, expert.expected_data, theta_l, theta_e,
+        return finite_difference_hypergradient(problem, expert, theta_l, theta_e,
                                                radius=config.radius)
     perturbation = schedules.perturbation_size(k + 1, config.perturbation_scale)
     return _spsa_step(problem, config.lower_gradient, config.num_spsa_samples, key, theta_l, theta_e, data,

@@ -63,6 +63,7 @@ def query_full_table(oracle: Oracle, joint_shape: tuple[int, int, int]) -> jax.A
     return jnp.asarray(values.reshape(joint_shape), dtype=jnp.result_type(float))
 
 
+@jax.tree_util.register_pytree_node_class
 class SimulatedExpert:
     """An expert who plays the equilibrium of (learner's announced reward, the hidden TRUE r_e).
 
@@ -77,6 +78,16 @@ class SimulatedExpert:
         self.equilibrium = equilibrium
         self.temperature = temperature
         self.iterations = iterations
+
+    def tree_flatten(self):
+        return (self.game,), (self.equilibrium, self.temperature, self.iterations)
+
+    @classmethod
+    def tree_unflatten(cls, static, children):
+        expert = object.__new__(cls)
+        expert.game = children[0]
+        expert.equilibrium, expert.temperature, expert.iterations = static
+        return expert
 
     def joint_policy(self, learner_reward: jax.Array) -> JointPolicy:
         """The data-generating joint policy for the learner's reward table [S, A_l, A_e]."""

@@ -26,6 +26,19 @@ from gsiirl.solvers.sampling import discount_weights
 LOWER_GRADIENTS = ("lemma1", "autodiff")
 
 
+def _is_pytree(model) -> bool:
+    leaves = jax.tree_util.tree_leaves(model)
+    return not (len(leaves) == 1 and leaves[0] is model)
+
+
+class _Opaque:
+    """A non-pytree reward model carried as a compile-time constant (hashed by identity)."""
+
+    def __init__(self, model):
+        self.model = model
+
+
+@jax.tree_util.register_pytree_node_class
 @dataclass(frozen=True, eq=False)
 class LowerLevelProblem:
     """Everything the learner knows: the game's dynamics, r_li, its reward models and the model of play.
@@ -60,6 +73,25 @@ class LowerLevelProblem:
             shape = tuple(jnp.shape(model.table(jnp.zeros(model.num_params))))
             if shape != self.game.joint_shape:
                 raise ValueError(f"{name}: table has shape {shape}, the game needs {self.game.joint_shape}")
+
+    # -- pytree: the game's and the models' arrays are leaves (one compilation serves many games) -------
+    def tree_flatten(self):
+        models = tuple(m if _is_pytree(m) else None for m in (self.learner_model, self.expert_model))
+        opaque = tuple(None if _is_pytree(m) else _Opaque(m) for m in (self.learner_model, self.expert_model))
+        static = (self.equilibrium, self.temperature, self.regularization, self.iterations, opaque)
+        return (self.game,) + models, static
+
+    @classmethod
+    def tree_unflatten(cls, static, children):
+        problem = object.__new__(cls)
+        game, learner_model, expert_model = children
+        *settings, opaque = static
+        learner_model = learner_model if opaque[0] is None else opaque[0].model
+        expert_model = expert_model if opaque[1] is None else opaque[1].model
+        for name, value in zip(("game", "learner_model", "expert_model", "equilibrium", "temperature",
+                                "regularization", "iterations"), (game, learner_model, expert_model, *settings)):
+            object.__setattr__(problem, name, value)
+        return problem
 
     # -- policies -------------------------------------------------------------------------------
     def solve(self, learner_reward: jax.Array, expert_reward: jax.Array):
@@ -151,7 +183,7 @@ class LowerLevelProblem:
         return jnp.sum(self.discounted_occupancy(policy) * self.game.learner_true_reward)
 
 
-@partial(jax.jit, static_argnames=("problem", "steps", "method"))
+@partial(jax.jit, static_argnames=("steps", "method"))
 def inner_loop(problem: LowerLevelProblem, theta_l, theta_e, data_occupancy, *, steps: int, step_size,
                radius, method: str = "lemma1"):
     """Algorithm 1 lines 5–8: ``steps`` projected gradient steps on θe from a warm start. Returns θe [d_e]."""

@@ -17,7 +17,7 @@ from gsiirl.solvers.equilibrium import expert_soft_best_response
 from gsiirl.solvers.occupancy import _forward
 
 
-@partial(jax.jit, static_argnames=("problem",))
+@jax.jit
 def _learned_metrics(problem: LowerLevelProblem, true_expert_reward, theta_l, theta_e, data_occupancy):
     game = problem.game
     policy = problem.policy(theta_l, theta_e)
@@ -31,7 +31,7 @@ def _learned_metrics(problem: LowerLevelProblem, true_expert_reward, theta_l, th
     }
 
 
-@partial(jax.jit, static_argnames=("problem",))
+@jax.jit
 def _expert_recovery(problem: LowerLevelProblem, true_expert_reward, data_policy, theta_e):
     """EVD and KL with the learner held at the data-generating policy."""
     game = problem.game

@@ -81,6 +81,7 @@ def _check_distribution(name: str, probs: np.ndarray, axis: tuple[int, ...]) -> 
         raise ValueError(f"{name}: rows must sum to 1 (worst row sums to {1.0 + worst:.6g} or {1.0 - worst:.6g})")
 
 
+@jax.tree_util.register_pytree_node_class
 class TabularGame:
     """A finite-horizon two-player Markov game given by arrays, validated on construction.
 
@@ -161,6 +162,18 @@ class TabularGame:
 
         self.horizon = int(horizon)
         self.discount = discount_value
+
+    # -- pytree: arrays are leaves, horizon and discount compile-time constants ---------------------
+    def tree_flatten(self):
+        children = (self.dynamics, self.initial, self.learner_reward, self.learner_oracle, self.expert_reward)
+        return children, (self.horizon, self.discount)
+
+    @classmethod
+    def tree_unflatten(cls, static, children):
+        game = object.__new__(cls)
+        (game.dynamics, game.initial, game.learner_reward, game.learner_oracle, game.expert_reward) = children
+        game.horizon, game.discount = static
+        return game
 
     # -- sizes -----------------------------------------------------------------------------------
     @property

@@ -20,25 +20,25 @@ from gsiirl.hypergradients.cg import conjugate_gradient
 from gsiirl.hypergradients.types import HypergradientEstimate
 
 
-def data_dependent_loss(problem: LowerLevelProblem, expected_data):
-    """L̃(θl, θe) = L(θl, θe; D(θl)) for ``expected_data(learner_reward_table) -> [T, S, A_l, A_e]``."""
+def data_dependent_loss(problem: LowerLevelProblem, expert):
+    """L̃(θl, θe) = L(θl, θe; D(θl)) with ``expert.expected_data(learner_reward_table) -> [T, S, A_l, A_e]``."""
 
     def loss(theta_l, theta_e):
-        data = expected_data(problem.learner_reward_table(theta_l))
+        data = expert.expected_data(problem.learner_reward_table(theta_l))
         return problem.loss(theta_l, theta_e, data)
 
     return loss
 
 
-@partial(jax.jit, static_argnames=("problem", "expected_data"))
-def exact_hypergradient(problem: LowerLevelProblem, expected_data, theta_l: jax.Array,
+@jax.jit
+def exact_hypergradient(problem: LowerLevelProblem, expert, theta_l: jax.Array,
                         theta_e: jax.Array) -> HypergradientEstimate:
     """Implicit-differentiation hypergradient at (θl [d_l], θe [d_e]); ascent direction of F.
 
-    ``expected_data`` maps the learner's reward table [S, A_l, A_e] to the exact per-stage data
-    occupancy [T, S, A_l, A_e] of the interaction (a simulated expert's ``expected_data``).
+    ``expert`` is a pytree (e.g. :class:`gsiirl.SimulatedExpert`) whose ``expected_data`` maps the
+    learner's reward table [S, A_l, A_e] to the exact per-stage data occupancy [T, S, A_l, A_e].
     """
-    loss = data_dependent_loss(problem, expected_data)
+    loss = data_dependent_loss(problem, expert)
     grad_l_f, grad_e_f = jax.grad(problem.upper_objective, argnums=(0, 1))(theta_l, theta_e)
     grad_e_loss = jax.grad(loss, argnums=1)
 

@@ -18,10 +18,10 @@ from gsiirl.hypergradients.types import HypergradientEstimate
 from gsiirl.rewards import project_to_ball
 
 
-def solve_lower_level(problem: LowerLevelProblem, expected_data, theta_l, theta_e_start, *, steps: int = 25,
+def solve_lower_level(problem: LowerLevelProblem, expert, theta_l, theta_e_start, *, steps: int = 25,
                       radius: float = 1.0):
     """θe*(θl) [d_e] by projected Newton steps on L̃(θl, ·) from ``theta_e_start``."""
-    loss = data_dependent_loss(problem, expected_data)
+    loss = data_dependent_loss(problem, expert)
     gradient = jax.grad(loss, argnums=1)
     hessian = jax.hessian(loss, argnums=1)
 
@@ -37,14 +37,14 @@ def solve_lower_level(problem: LowerLevelProblem, expected_data, theta_l, theta_
     return theta
 
 
-@partial(jax.jit, static_argnames=("problem", "expected_data", "steps"))
-def finite_difference_hypergradient(problem: LowerLevelProblem, expected_data, theta_l, theta_e, *,
+@partial(jax.jit, static_argnames=("steps",))
+def finite_difference_hypergradient(problem: LowerLevelProblem, expert, theta_l, theta_e, *,
                                     step: float = 1e-4, steps: int = 25,
                                     radius: float = 1.0) -> HypergradientEstimate:
     """Central differences of F along every coordinate of θl [d_l]; θe [d_e] is the warm start."""
 
     def total_objective(tl):
-        theta_star = solve_lower_level(problem, expected_data, tl, theta_e, steps=steps, radius=radius)
+        theta_star = solve_lower_level(problem, expert, tl, theta_e, steps=steps, radius=radius)
         return problem.upper_objective(tl, theta_star)
 
     directions = jnp.eye(theta_l.shape[0], dtype=theta_l.dtype) * step

@@ -14,6 +14,28 @@ import jax.numpy as jnp
 import numpy as np
 
 
+class PytreeModel:
+    """Mixin making a reward model a JAX pytree: ``_array_fields`` are leaves, ``_static_fields``
+    (hashable) are compile-time constants. Compiled functions then take the model as an ordinary
+    argument, so models of the same shape share one compilation (e.g. across seeds)."""
+
+    _array_fields: tuple[str, ...] = ()
+    _static_fields: tuple[str, ...] = ()
+
+    def tree_flatten(self):
+        return (tuple(getattr(self, name) for name in self._array_fields),
+                tuple(getattr(self, name) for name in self._static_fields))
+
+    @classmethod
+    def tree_unflatten(cls, static, children):
+        model = object.__new__(cls)
+        for name, value in zip(cls._array_fields, children):
+            setattr(model, name, value)
+        for name, value in zip(cls._static_fields, static):
+            setattr(model, name, value)
+        return model
+
+
 class RewardModel(Protocol):
     """Protocol: a flat parameter vector θ [num_params] mapped to a joint reward table [S, A_l, A_e]."""
 
@@ -38,7 +60,10 @@ def one_hot_features(joint_shape: tuple[int, int, int]) -> np.ndarray:
     return np.eye(size, dtype=np.float32).reshape(tuple(joint_shape) + (size,))
 
 
-class LinearReward:
+@jax.tree_util.register_pytree_node_class
+class LinearReward(PytreeModel):
+    _array_fields = ("features",)
+    _static_fields = ("scale", "num_params", "joint_shape")
     """``r^θ(s, a) = φ(s, a) · θ`` with user features φ [S, A_l, A_e, d] (paper §5, linear case).
 
     Args:
@@ -65,7 +90,10 @@ class LinearReward:
         return _random_in_ball(key, self.num_params, radius)
 
 
-class MLPReward:
+@jax.tree_util.register_pytree_node_class
+class MLPReward(PytreeModel):
+    _array_fields = ("inputs",)
+    _static_fields = ("hidden", "num_inputs", "scale", "num_params", "joint_shape")
     """A small smooth (tanh, hence C^∞ as Assumption 1 asks) MLP on per-entry input features.
 
     ``r^θ(s, a) = w2 · tanh(W1 x(s, a) + b1) + b2`` with inputs x [S, A_l, A_e, n_in]; θ is the flat

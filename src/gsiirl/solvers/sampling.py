@@ -25,7 +25,7 @@ def _sample(key, dynamics: Dynamics, initial, policy: JointPolicy, num_trajector
     horizon = policy.learner.shape[0]
     num_l, num_e = policy.learner.shape[2], policy.expert.shape[2]
     init_key, key = jax.random.split(key)
-    states0 = jax.random.choice(init_key, initial.shape[0], (num_trajectories,), p=initial)
+    states0 = jax.random.choice(init_key, initial.shape[0], (num_trajectories,), p=initial).astype(jnp.int32)
 
     def step(states, inputs):
         step_key, t = inputs
@@ -45,7 +45,7 @@ def _sample(key, dynamics: Dynamics, initial, policy: JointPolicy, num_trajector
             slot = jax.random.categorical(key_s, jnp.log(jnp.maximum(probs, 1e-38)))
             next_states = jnp.take_along_axis(
                 dynamics.successor_states[states, actions_l, actions_e], slot[:, None], axis=1)[:, 0]
-        return next_states, (states, actions_l, actions_e)
+        return next_states.astype(jnp.int32), (states, actions_l, actions_e)
 
     keys = jax.random.split(key, horizon)
     _, (states, actions_l, actions_e) = jax.lax.scan(step, states0, (keys, jnp.arange(horizon)))

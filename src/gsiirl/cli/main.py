@@ -1,0 +1,167 @@
+"""The ``gsiirl`` command line (typer).
+
+    gsiirl run EXPERIMENT [--method gsiirl|ma-irl|marl ...] [--seeds N] [--iters K] [--out DIR] [--resume]
+                          [--hypergradient spsa|exact|finite_difference] [--nodes N] [--marl-solver S]
+                          [--option key=value ...] [--force] [--no-figure]
+
+Every user error (bad arguments, unknown experiment or option, corrupted results file) is printed as a
+single line ``gsiirl: error: ...`` on stderr with exit code 2 — never a traceback. An interrupted run
+(Ctrl-C) exits with 130 and can be continued with ``--resume``.
+
+The work is done by :func:`execute_run`, which other commands (``demo``, ``reproduce``) can call.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+try:  # typer >= 0.20 vendors its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer uses the click package
+    from click import exceptions as click_exceptions
+
+from gsiirl.experiments.runner import METHODS, ResultsFileError, load_experiment, run_experiment
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UserError(Exception):
+    """An error caused by the user's input; printed as one line, exit code 2."""
+
+
+def fail(message: str) -> None:
+    """Print ``gsiirl: error: message`` (first line only) to stderr and exit with code 2."""
+    first_line = str(message).strip().splitlines()[0] if str(message).strip() else "unknown error"
+    typer.echo(f"gsiirl: error: {first_line}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, str]:
+    """``["key=value", ...]`` -> dict (values stay strings; the runner coerces them)."""
+    options: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--option: expected key=value, got {pair!r}")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def execute_run(experiment: str, *, methods: list[str] | None, seeds: int, iters: int, out: Path,
+                resume: bool = False, force: bool = False, options: dict | None = None,
+                figure: bool = True, show_progress: bool = True, echo=typer.echo) -> dict:
+    """Run an experiment with a tqdm progress bar, write DIR/results.json and the figure, print the summary.
+
+    Raises ValueError (including ResultsFileError) for bad input; the caller turns it into a message.
+    """
+    from tqdm.auto import tqdm
+
+    methods = list(methods) if methods else list(METHODS)
+    module = load_experiment(experiment)
+    total = len(dict.fromkeys(methods)) * int(seeds) * int(iters) if isinstance(seeds, int) and isinstance(
+        iters, int) and seeds > 0 and iters > 0 else None
+    bars = []  # created on first use, so that argument errors print no empty bar
+
+    def bar():
+        if not bars:
+            bars.append(tqdm(total=total, desc=experiment, unit="it", disable=not show_progress, file=sys.stderr,
+                             dynamic_ncols=True))
+        return bars[0]
+
+    try:
+        results = run_experiment(experiment, out_dir=out, methods=methods, seeds=seeds, iterations=iters,
+                                 options=options, resume=resume, force=force, progress=lambda n: bar().update(n),
+                                 describe=lambda text: bar().set_description(text))
+    finally:
+        if bars:
+            bars[0].close()
+    echo(f"results: {Path(out) / 'results.json'}")
+    if figure and hasattr(module, "make_figure"):
+        for path in module.make_figure(results, Path(out)):
+            echo(f"figure: {path}")
+    if hasattr(module, "summary"):
+        echo(module.summary(results))
+    return results
+
+
+class GsiirlApp(typer.Typer):
+    """A Typer app whose console entry point reports usage errors on one line (exit code 2)."""
+
+    def __call__(self, *args, **kwargs):
+        command = typer.main.get_command(self)
+        argv = kwargs.pop("args", None)
+        if argv is None and args:
+            argv = args[0]
+        try:
+            code = command.main(args=argv, prog_name="gsiirl", standalone_mode=False)
+        except click_exceptions.NoArgsIsHelpError as error:
+            context = getattr(error, "ctx", None)
+            typer.echo(context.get_help() if context is not None else "usage: gsiirl run EXPERIMENT [OPTIONS]")
+            sys.exit(EXIT_USAGE)
+        except click_exceptions.UsageError as error:
+            typer.echo(f"gsiirl: error: {error.format_message().splitlines()[0]}", err=True)
+            sys.exit(EXIT_USAGE)
+        except click_exceptions.Exit as error:
+            sys.exit(error.exit_code)
+        except click_exceptions.Abort:
+            typer.echo("gsiirl: interrupted; continue with --resume", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except click_exceptions.ClickException as error:
+            typer.echo(f"gsiirl: error: {error.format_message().splitlines()[0]}", err=True)
+            sys.exit(EXIT_USAGE)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = GsiirlApp(help="General-sum interactive inverse reinforcement learning (GSIIRL).", add_completion=False,
+                no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+@app.callback()
+def _main() -> None:
+    """General-sum interactive inverse reinforcement learning (GSIIRL)."""
+
+
+@app.command()
+def run(
+    experiment: str = typer.Argument(..., help="security, hri or mpe"),
+    method: Optional[list[str]] = typer.Option(None, "--method", help="gsiirl, ma-irl or marl (repeatable; default all)"),
+    seeds: int = typer.Option(10, "--seeds", help="number of seeds (0 .. N-1)"),
+    iters: int = typer.Option(50, "--iters", help="outer iterations per seed"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output directory (default results/EXPERIMENT)"),
+    resume: bool = typer.Option(False, "--resume", help="continue DIR/results.json"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing DIR/results.json"),
+    hypergradient: Optional[str] = typer.Option(None, "--hypergradient", help="spsa, exact or finite_difference"),
+    nodes: Optional[int] = typer.Option(None, "--nodes", help="attack-graph nodes (security)"),
+    marl_solver: Optional[str] = typer.Option(None, "--marl-solver", help="equilibrium or qlearning (security)"),
+    option: Optional[list[str]] = typer.Option(None, "--option", help="experiment option key=value (repeatable)"),
+    figure: bool = typer.Option(True, "--figure/--no-figure", help="write the figure PNG"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+) -> None:
+    """Run METHODS x SEEDS of an experiment; writes DIR/results.json (+ figure) and prints the table."""
+    try:
+        options = parse_options(option)
+        for key, value in (("hypergradient", hypergradient), ("nodes", nodes), ("marl_solver", marl_solver)):
+            if value is not None:
+                options[key] = value
+        execute_run(experiment, methods=method, seeds=seeds, iters=iters,
+                    out=out if out is not None else Path("results") / experiment, resume=resume, force=force,
+                    options=options, figure=figure, show_progress=progress)
+    except (UserError, ResultsFileError, ValueError) as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        typer.echo("gsiirl: interrupted; continue with --resume", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point equivalent to the ``gsiirl`` console script (raises SystemExit)."""
+    app(argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

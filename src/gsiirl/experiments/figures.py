@@ -1,0 +1,112 @@
+"""Shared plotting helpers for the experiments' figures (matplotlib, Agg backend, PNG output).
+
+* :func:`seed_curves` — one metric of one method as a [seeds, iterations] array from a results dict;
+* :func:`plot_band` — mean ± std band over seeds against the iteration;
+* :func:`plot_reference_line` — a method without iterations (MARL) as a horizontal line ± std;
+* :func:`plot_methods` — the paper's panel: GSIIRL and MA-IRL bands with MARL as a horizontal line;
+* :func:`save_figure` — atomic PNG write.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+METHOD_STYLE = {
+    "gsiirl": {"label": "GSIIRL", "color": "tab:blue"},
+    "ma-irl": {"label": "MA-IRL", "color": "tab:orange"},
+    "marl": {"label": "MARL (true rewards)", "color": "black"},
+}
+
+
+def seed_curves(results: dict, method: str, metric: str) -> np.ndarray:
+    """[seeds, iterations] float array (NaN for missing / null entries; shorter runs padded with NaN)."""
+    seeds = results.get("methods", {}).get(method, {}).get("seeds", {})
+    rows = [seeds[key].get(metric, []) for key in sorted(seeds, key=int)]
+    if not rows:
+        return np.zeros((0, 0))
+    length = max(len(row) for row in rows)
+    curves = np.full((len(rows), length), np.nan)
+    for index, row in enumerate(rows):
+        curves[index, : len(row)] = [np.nan if v is None else float(v) for v in row]
+    return curves
+
+
+def plot_band(ax, curves: np.ndarray, *, label: str, color: str, alpha: float = 0.2) -> None:
+    """Mean over seeds (line) ± one standard deviation (band) against iterations 1..K."""
+    if curves.size == 0:
+        return
+    with np.errstate(invalid="ignore"), _quiet_nan_warnings():
+        mean = np.nanmean(curves, axis=0)
+        std = np.nanstd(curves, axis=0)
+    iterations = np.arange(1, curves.shape[1] + 1)
+    ax.plot(iterations, mean, color=color, label=label)
+    ax.fill_between(iterations, mean - std, mean + std, color=color, alpha=alpha, linewidth=0)
+
+
+def plot_reference_line(ax, values: np.ndarray, *, label: str, color: str = "black", alpha: float = 0.1) -> None:
+    """Horizontal line at the mean of ``values`` (one per seed) with a ± std band."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return
+    mean, std = float(values.mean()), float(values.std())
+    ax.axhline(mean, color=color, linestyle="--", label=label)
+    if std > 0:
+        ax.axhspan(mean - std, mean + std, color=color, alpha=alpha, linewidth=0)
+
+
+def plot_methods(ax, results: dict, metric: str, *, title: str, ylabel: str) -> None:
+    """Learning methods as bands over iterations; methods with one value per seed as horizontal lines."""
+    for method in ("gsiirl", "ma-irl", "marl"):
+        curves = seed_curves(results, method, metric)
+        if curves.size == 0:
+            continue
+        style = METHOD_STYLE[method]
+        if curves.shape[1] == 1:
+            plot_reference_line(ax, curves[:, 0], label=style["label"], color=style["color"])
+        else:
+            plot_band(ax, curves, label=style["label"], color=style["color"])
+    ax.set_title(title)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Save ``fig`` as PNG atomically and close it; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=".fig-", suffix=".png", dir=path.parent)
+    os.close(handle)
+    try:
+        fig.savefig(temp_name, dpi=dpi, format="png", bbox_inches="tight")
+        os.replace(temp_name, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)
+    return path
+
+
+class _quiet_nan_warnings:
+    """Silence numpy's "mean of empty slice" warnings for all-NaN columns."""
+
+    def __enter__(self):
+        import warnings
+
+        self._context = warnings.catch_warnings()
+        self._context.__enter__()
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._context.__exit__(*exc)

@@ -1,0 +1,68 @@
+"""Where the (method, seed) units of an experiment run: in this process, in worker processes, or on Ray.
+
+Every unit is a pure function of (experiment, method, seed, iterations, options), so the backends give
+identical numbers; only wall time differs. Results are handed back as units finish, so the runner can
+save each one atomically the moment it completes (nothing finished is lost on a crash).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Callable, Iterable, Iterator
+
+BACKENDS = ("serial", "process", "ray")
+
+Unit = tuple[str, str, int, int, dict]  # (experiment, method, seed, iterations, options)
+
+
+def run_unit(unit: Unit) -> dict[str, list[float]]:
+    """Run one (method, seed) unit in the current process (importable by worker processes and Ray)."""
+    from gsiirl.experiments.runner import load_experiment
+
+    experiment, method, seed, iterations, options = unit
+    runner = load_experiment(experiment).make_unit_runner(options)
+    return runner(method, seed, iterations, lambda _: None)
+
+
+def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | None = None,
+                  address: str | None = None,
+                  serial_runner: Callable[[Unit], dict] | None = None) -> Iterator[tuple[Unit, dict]]:
+    """Yield (unit, metrics) as units finish. ``serial_runner`` lets the serial backend report progress."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
+    if backend == "serial":
+        for unit in units:
+            yield unit, (serial_runner or run_unit)(unit)
+        return
+    if backend == "process":
+        context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
+        with ProcessPoolExecutor(max_workers=workers or 2, mp_context=context) as pool:
+            pending = {pool.submit(run_unit, unit): unit for unit in units}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield pending.pop(future), future.result()
+        return
+    yield from _execute_on_ray(units, workers=workers, address=address)
+
+
+def _execute_on_ray(units: Iterable[Unit], *, workers: int | None, address: str | None):
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("backend: 'ray' needs the optional extra: pip install 'gsiirl[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs = {"address": address} if address else {"num_cpus": workers or 2, "include_dashboard": False}
+        ray.init(ignore_reinit_error=True, log_to_driver=False, **kwargs)
+    try:
+        remote = ray.remote(run_unit)
+        pending = {remote.remote(unit): unit for unit in units}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for reference in done:
+                yield pending.pop(reference), ray.get(reference)
+    finally:
+        if started_here:
+            ray.shutdown()

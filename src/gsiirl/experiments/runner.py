@@ -1,0 +1,276 @@
+"""Resumable methods × seeds experiment runner and the results-file schema (version 1).
+
+``OUT/results.json``::
+
+    {"schema_version": 1, "experiment": str, "config": {...}, "versions": {"gsiirl": .., "jax": .., ...},
+     "methods": {METHOD: {"seeds": {"0": {"learner_return": [..per iteration..], ...}, ...},
+                          "final": {"learner_return": {"mean": .., "std": .., "n": ..}, ...}}}}
+
+The file is rewritten atomically (temp file + ``os.replace``) after every finished (method, seed) unit.
+``resume=True`` reloads it, checks that it was made with the same configuration, skips finished units
+and runs the rest; every unit is a pure function of (method, seed, config), so a killed-then-resumed
+run ends with exactly the numbers of an uninterrupted one. ``final`` holds, per metric, the mean and
+standard deviation (numpy's default ``ddof=0``) over seeds of each seed's LAST value.
+Non-finite numbers are stored as ``null`` (JSON has no NaN) and ignored by ``final``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from gsiirl.experiments import EXPERIMENTS
+
+SCHEMA_VERSION = 1
+METHODS = ("gsiirl", "ma-irl", "marl")
+RESULTS_FILE = "results.json"
+
+
+class ResultsFileError(ValueError):
+    """A results file that cannot be read or does not follow the schema."""
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries the numbers depend on."""
+    versions = {"python": platform.python_version()}
+    for package in ("gsiirl", "jax", "jaxlib", "numpy", "scipy", "optax"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def load_experiment(name: str):
+    """Import the experiment module registered under ``name`` (ValueError if unknown or broken)."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"experiment: expected one of {sorted(EXPERIMENTS)}, got {name!r}")
+    try:
+        return importlib.import_module(EXPERIMENTS[name])
+    except ImportError as error:
+        raise ValueError(f"experiment: {name!r} is not available ({error})") from None
+
+
+def _coerce(key: str, value, default):
+    """Convert a ``--option`` value (usually a string) to the type of its default."""
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+    else:
+        parsed = value
+    if default is None or parsed is None:
+        return parsed
+    if isinstance(default, bool):
+        if isinstance(parsed, bool):
+            return parsed
+        if isinstance(parsed, str) and parsed.lower() in ("true", "false", "yes", "no"):
+            return parsed.lower() in ("true", "yes")
+        raise ValueError(f"option {key}: expected true or false, got {value!r}")
+    if isinstance(default, int):
+        if isinstance(parsed, int) and not isinstance(parsed, bool):
+            return parsed
+        if isinstance(parsed, float) and parsed.is_integer():
+            return int(parsed)
+        raise ValueError(f"option {key}: expected an integer, got {value!r}")
+    if isinstance(default, float):
+        if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
+            return float(parsed)
+        raise ValueError(f"option {key}: expected a number, got {value!r}")
+    if isinstance(default, str):
+        return str(parsed)
+    return parsed
+
+
+def merge_options(defaults: dict, overrides: dict | None) -> dict:
+    """Defaults updated by ``overrides`` (keys must be known; values coerced to the defaults' types)."""
+    merged = dict(defaults)
+    for key, value in (overrides or {}).items():
+        if key not in defaults:
+            raise ValueError(f"option {key}: unknown option; expected one of {sorted(defaults)}")
+        merged[key] = _coerce(key, value, defaults[key])
+    return merged
+
+
+def _clean_number(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _clean_metrics(metrics: dict) -> dict[str, list]:
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValueError("unit runner: expected a non-empty dict of per-iteration metric lists")
+    cleaned = {}
+    for key, values in metrics.items():
+        array = np.asarray(values, dtype=float).reshape(-1)
+        cleaned[str(key)] = [_clean_number(v) for v in array]
+    return cleaned
+
+
+def summarize(seeds: dict[str, dict[str, list]]) -> dict[str, dict[str, float | int | None]]:
+    """Mean ± std over seeds of each metric's last finite value (``ddof=0``)."""
+    final: dict[str, dict] = {}
+    keys = sorted({key for metrics in seeds.values() for key in metrics})
+    for key in keys:
+        ordered = [seeds[seed] for seed in sorted(seeds, key=int)]  # summation order independent of resumes
+        last = [metrics[key][-1] for metrics in ordered if key in metrics and metrics[key]]
+        values = np.array([v for v in last if v is not None], dtype=float)
+        if values.size == 0:
+            final[key] = {"mean": None, "std": None, "n": 0}
+        else:
+            final[key] = {"mean": float(values.mean()), "std": float(values.std()), "n": int(values.size)}
+    return final
+
+
+def save_results(results: dict, path: Path) -> None:
+    """Write ``results`` to ``path`` atomically (temp file in the same directory + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=".results-", suffix=".json.tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(results, stream, indent=1, allow_nan=False)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)
+        raise
+
+
+def _check_metric_lists(where: str, metrics) -> None:
+    if not isinstance(metrics, dict):
+        raise ResultsFileError(f"{where}: expected an object of metric lists")
+    for key, values in metrics.items():
+        if not isinstance(values, list) or not all(v is None or (isinstance(v, (int, float))
+                                                                 and not isinstance(v, bool)) for v in values):
+            raise ResultsFileError(f"{where}.{key}: expected a list of numbers")
+
+
+def load_results(path: Path) -> dict:
+    """Read and validate a results file; ResultsFileError with a one-line reason if it is unusable."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ResultsFileError(f"{path}: cannot be read ({error.strerror or error})") from None
+    try:
+        results = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ResultsFileError(f"{path}: corrupted (not valid JSON at line {error.lineno}, column {error.colno}); "
+                               "delete it or choose another --out") from None
+    if not isinstance(results, dict):
+        raise ResultsFileError(f"{path}: corrupted (expected a JSON object at the top level)")
+    if results.get("schema_version") != SCHEMA_VERSION:
+        raise ResultsFileError(f"{path}: schema_version {results.get('schema_version')!r} is not supported "
+                               f"(expected {SCHEMA_VERSION})")
+    for key, kind in (("experiment", str), ("config", dict), ("versions", dict), ("methods", dict)):
+        if not isinstance(results.get(key), kind):
+            raise ResultsFileError(f"{path}: corrupted (field {key!r} missing or not a {kind.__name__})")
+    for method, block in results["methods"].items():
+        if method not in METHODS or not isinstance(block, dict) or not isinstance(block.get("seeds"), dict):
+            raise ResultsFileError(f"{path}: corrupted (methods.{method} is not a valid method block)")
+        for seed, metrics in block["seeds"].items():
+            if not seed.isdigit():
+                raise ResultsFileError(f"{path}: corrupted (methods.{method}.seeds has a non-integer key {seed!r})")
+            _check_metric_lists(f"{path}: methods.{method}.seeds.{seed}", metrics)
+    return results
+
+
+def _comparable(config: dict) -> dict:
+    """The part of the config that must match for a resume (methods / seeds may grow)."""
+    return {key: value for key, value in config.items() if key not in ("methods", "seeds")}
+
+
+def run_experiment(
+    experiment: str,
+    *,
+    out_dir: Path,
+    methods: tuple[str, ...] | list[str] = METHODS,
+    seeds: int = 10,
+    iterations: int = 50,
+    options: dict | None = None,
+    resume: bool = False,
+    force: bool = False,
+    progress: Callable[[int], None] | None = None,
+    describe: Callable[[str], None] | None = None,
+) -> dict:
+    """Run ``methods`` × seeds ``0..seeds-1`` of one experiment; returns the results dict (also on disk).
+
+    Args:
+        experiment: a key of ``gsiirl.experiments.EXPERIMENTS``.
+        out_dir: directory of ``results.json``.
+        methods: subset of ("gsiirl", "ma-irl", "marl").
+        seeds: number of seeds (seeds are 0 .. seeds-1).
+        iterations: outer iterations per (method, seed).
+        options: experiment options overriding the module's DEFAULT_OPTIONS (strings are parsed).
+        resume: continue ``out_dir/results.json`` (must have been made with the same config).
+        force: overwrite an existing results file instead of refusing.
+        progress: called with the number of newly finished iterations (for a progress bar).
+        describe: called with a short description of the unit being run.
+    """
+    methods = list(dict.fromkeys(methods))
+    for method in methods:
+        if method not in METHODS:
+            raise ValueError(f"method: expected one of {list(METHODS)}, got {method!r}")
+    if not methods:
+        raise ValueError("method: expected at least one method")
+    for name, value in (("seeds", seeds), ("iterations", iterations)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    module = load_experiment(experiment)
+    merged = merge_options(module.DEFAULT_OPTIONS, options)
+    config = {"experiment": experiment, "methods": methods, "seeds": int(seeds),
+              "iterations": int(iterations), "options": merged}
+    path = Path(out_dir) / RESULTS_FILE
+
+    if path.exists() and resume:
+        results = load_results(path)
+        if results["experiment"] != experiment or _comparable(results["config"]) != _comparable(config):
+            raise ResultsFileError(f"{path}: was made with a different configuration; --resume needs the same "
+                                   "experiment, --iters and options (use another --out to start afresh)")
+        results["config"] = {**config, "methods": list(dict.fromkeys(results["config"].get("methods", []) + methods)),
+                             "seeds": max(int(results["config"].get("seeds", 0)), int(seeds))}
+    elif path.exists() and not force:
+        raise ValueError(f"out: {path} already exists; pass --resume to continue it or --force to overwrite it")
+    else:
+        results = {"schema_version": SCHEMA_VERSION, "experiment": experiment, "config": config,
+                   "versions": library_versions(), "methods": {}}
+
+    run_unit = module.make_unit_runner(merged)
+    for method in methods:
+        block = results["methods"].setdefault(method, {"seeds": {}, "final": {}})
+        for seed in range(int(seeds)):
+            if str(seed) in block["seeds"]:
+                if progress is not None:
+                    progress(int(iterations))
+                continue
+            if describe is not None:
+                describe(f"{experiment} {method} seed {seed}")
+            done = [0]
+
+            def on_iteration(iteration: int, done=done) -> None:
+                finished = min(int(iteration) + 1, int(iterations))
+                if progress is not None and finished > done[0]:
+                    progress(finished - done[0])
+                done[0] = max(done[0], finished)
+
+            metrics = _clean_metrics(run_unit(method, seed, int(iterations), on_iteration))
+            if progress is not None and done[0] < iterations:
+                progress(int(iterations) - done[0])
+            block["seeds"][str(seed)] = metrics
+            block["seeds"] = {key: block["seeds"][key] for key in sorted(block["seeds"], key=int)}
+            block["final"] = summarize(block["seeds"])
+            save_results(results, path)
+    return results

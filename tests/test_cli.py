@@ -1,0 +1,101 @@
+"""CLI: bad arguments and corrupted results give one line on stderr and exit code 2, never a traceback."""
+
+import json
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from gsiirl.cli.main import main
+from gsiirl.experiments import runner
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    module = types.ModuleType("toy_cli_experiment")
+    module.DEFAULT_OPTIONS = {"scale": 1.0}
+
+    def make_unit_runner(options):
+        def run(method, seed, iterations, progress):
+            for k in range(iterations):
+                progress(k)
+            return {"learner_return": [options["scale"] * (seed + k) for k in range(iterations)],
+                    "expert_return": [float(seed)] * iterations}
+        return run
+
+    module.make_unit_runner = make_unit_runner
+    module.summary = lambda results: "SUMMARY " + " ".join(sorted(results["methods"]))
+    monkeypatch.setitem(sys.modules, "toy_cli_experiment", module)
+    monkeypatch.setitem(runner.EXPERIMENTS, "toy", "toy_cli_experiment")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["run", "security", "--seeds", "abc"], "--seeds"),
+    (["run", "security", "--method", "bogus", "--out", "{tmp}"], "method"),
+    (["run", "nowhere", "--out", "{tmp}"], "experiment"),
+    (["run", "security", "--option", "nodes", "--out", "{tmp}"], "key=value"),
+    (["run", "security", "--option", "colour=3", "--out", "{tmp}"], "colour"),
+    (["run", "security", "--nodes", "1", "--out", "{tmp}"], "num_nodes"),
+    (["run", "security", "--marl-solver", "magic", "--out", "{tmp}"], "marl_solver"),
+    (["run", "security", "--seeds", "0", "--out", "{tmp}"], "seeds"),
+    (["run", "security", "--frobnicate"], "frobnicate"),
+])
+def test_bad_arguments_are_one_line(argv, needle, capsys, tmp_path):
+    code, _, err = _run([a.replace("{tmp}", str(tmp_path / "out")) for a in argv], capsys)
+    assert code == 2
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gsiirl: error:") and needle in lines[0]
+
+
+def test_run_resume_and_corrupted_file(toy, capsys, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, _ = _run(["run", "toy", "--seeds", "2", "--iters", "3", "--out", str(out), "--no-progress"], capsys)
+    assert code == 0 and "SUMMARY gsiirl ma-irl marl" in stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["methods"]["gsiirl"]["seeds"]["1"]["learner_return"] == [1.0, 2.0, 3.0]
+    assert results["methods"]["marl"]["final"]["expert_return"] == {"mean": 0.5, "std": 0.5, "n": 2}
+    code, _, err = _run(["run", "toy", "--seeds", "2", "--iters", "3", "--out", str(out)], capsys)
+    assert code == 2 and "--resume" in err
+    code, _, _ = _run(["run", "toy", "--seeds", "3", "--iters", "3", "--out", str(out), "--resume", "--no-progress"], capsys)
+    assert code == 0 and "2" in json.loads((out / "results.json").read_text())["methods"]["ma-irl"]["seeds"]
+    (out / "results.json").write_text('{"schema_version": 1, "experiment": ')
+    code, _, err = _run(["run", "toy", "--seeds", "2", "--iters", "3", "--out", str(out), "--resume"], capsys)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1 and "corrupted" in err
+
+
+def test_progress_bar_is_shown(toy, capsys, tmp_path):
+    code, _, err = _run(["run", "toy", "--method", "marl", "--seeds", "2", "--iters", "5", "--out", str(tmp_path)], capsys)
+    assert code == 0 and "10/10" in err
+
+
+def test_console_script_error_is_one_line(tmp_path):
+    completed = subprocess.run([sys.executable, "-c", "from gsiirl.cli.main import app; app()", "run", "security",
+                                "--iters", "many"], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 2
+    assert completed.stderr.strip().startswith("gsiirl: error:") and "Traceback" not in completed.stderr
+
+
+def test_security_figure_from_results(tmp_path):
+    from gsiirl.experiments.security import make_figure, summary
+
+    rng = np.random.default_rng(0)
+    results = {"config": {"options": {}}, "methods": {
+        "gsiirl": {"seeds": {str(s): {"learner_return": rng.normal(size=5).tolist(),
+                                      "expert_return": rng.normal(size=5).tolist()} for s in range(3)}},
+        "marl": {"seeds": {str(s): {"learner_return": [-1.0 - s], "expert_return": [1.0 + s]} for s in range(3)}}}}
+    for block in results["methods"].values():
+        block["final"] = runner.summarize(block["seeds"])
+    paths = make_figure(results, tmp_path)
+    assert paths[0].exists() and paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = summary(results)
+    assert "-2.000 ± 0.816" in table  # MARL learner: mean of -1, -2, -3 and population std

@@ -1,0 +1,139 @@
+"""Resumable runner: schema, summaries, atomic saves, kill-then-resume equals an uninterrupted run."""
+
+import json
+import sys
+import types
+
+import jax
+import numpy as np
+import pytest
+
+from gsiirl.experiments import runner
+from gsiirl.experiments.runner import ResultsFileError, load_results, merge_options, run_experiment, summarize
+
+
+class Killed(Exception):
+    pass
+
+
+def _toy_module(kill_at=None):
+    """A deterministic toy experiment; raises Killed when asked to run unit ``kill_at``."""
+    module = types.ModuleType("toy_experiment")
+    module.DEFAULT_OPTIONS = {"scale": 1.0, "flag": False}
+
+    def make_unit_runner(options):
+        def run(method, seed, iterations, progress):
+            if (method, seed) == kill_at:
+                raise Killed()
+            rng = np.random.default_rng([seed, len(method)])
+            values = options["scale"] * rng.normal(size=iterations).cumsum()
+            for k in range(iterations):
+                progress(k)
+            if method == "marl":
+                return {"learner_return": [values[-1]], "expert_return": [-values[-1]]}
+            return {"learner_return": values.tolist(), "expert_return": (-values).tolist(), "nan_metric": [np.nan] * iterations}
+        return run
+
+    module.make_unit_runner = make_unit_runner
+    return module
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    def install(kill_at=None):
+        monkeypatch.setitem(sys.modules, "toy_experiment", _toy_module(kill_at))
+        monkeypatch.setitem(runner.EXPERIMENTS, "toy", "toy_experiment")
+    return install
+
+
+def test_summarize_by_hand():
+    final = summarize({"1": {"x": [0.0, 3.0]}, "0": {"x": [5.0, 1.0], "y": [None]}})
+    assert final["x"] == {"mean": 2.0, "std": 1.0, "n": 2}
+    assert final["y"] == {"mean": None, "std": None, "n": 0}
+
+
+def test_merge_options_coerces_and_rejects():
+    merged = merge_options({"a": 1, "b": 0.5, "c": "x", "d": None, "e": False}, {"a": "3", "b": "2", "d": "null", "e": "true"})
+    assert merged == {"a": 3, "b": 2.0, "c": "x", "d": None, "e": True}
+    with pytest.raises(ValueError, match="unknown option"):
+        merge_options({"a": 1}, {"z": "1"})
+    with pytest.raises(ValueError, match="option a: expected an integer"):
+        merge_options({"a": 1}, {"a": "1.5"})
+
+
+def test_kill_then_resume_equals_uninterrupted(toy, tmp_path):
+    toy()
+    full = run_experiment("toy", out_dir=tmp_path / "full", seeds=3, iterations=4)
+    toy(kill_at=("ma-irl", 1))
+    with pytest.raises(Killed):
+        run_experiment("toy", out_dir=tmp_path / "part", seeds=3, iterations=4)
+    partial = load_results(tmp_path / "part" / "results.json")
+    assert sorted(partial["methods"]["ma-irl"]["seeds"]) == ["0"]  # saved after every finished unit
+    assert not [p for p in (tmp_path / "part").iterdir() if p.name != "results.json"]  # no temp files left
+    toy()
+    ticks = []
+    resumed = run_experiment("toy", out_dir=tmp_path / "part", seeds=3, iterations=4, resume=True, progress=ticks.append)
+    assert sum(ticks) == 3 * 3 * 4
+    assert resumed["methods"] == full["methods"]
+    on_disk = json.loads((tmp_path / "part" / "results.json").read_text())
+    assert on_disk["methods"] == json.loads((tmp_path / "full" / "results.json").read_text())["methods"]
+    final = full["methods"]["gsiirl"]["final"]["learner_return"]
+    lasts = [full["methods"]["gsiirl"]["seeds"][s]["learner_return"][-1] for s in "012"]
+    assert final["mean"] == pytest.approx(np.mean(lasts)) and final["std"] == pytest.approx(np.std(lasts))
+    assert full["methods"]["gsiirl"]["seeds"]["0"]["nan_metric"][0] is None
+    assert full["schema_version"] == 1 and "jax" in full["versions"]
+
+
+def test_refuses_overwrite_mismatch_and_corruption(toy, tmp_path):
+    toy()
+    run_experiment("toy", out_dir=tmp_path, methods=["marl"], seeds=1, iterations=2)
+    with pytest.raises(ValueError, match="already exists"):
+        run_experiment("toy", out_dir=tmp_path, methods=["marl"], seeds=1, iterations=2)
+    with pytest.raises(ResultsFileError, match="different configuration"):
+        run_experiment("toy", out_dir=tmp_path, methods=["marl"], seeds=1, iterations=3, resume=True)
+    path = tmp_path / "results.json"
+    path.write_text(path.read_text()[:40])
+    with pytest.raises(ResultsFileError, match="not valid JSON"):
+        run_experiment("toy", out_dir=tmp_path, methods=["marl"], seeds=1, iterations=2, resume=True)
+    path.write_text(json.dumps({"schema_version": 1, "experiment": "toy", "config": {}, "versions": {},
+                                "methods": {"marl": {"seeds": {"0": {"learner_return": ["x"]}}}}}))
+    with pytest.raises(ResultsFileError, match="list of numbers"):
+        load_results(path)
+
+
+@pytest.mark.parametrize("kwargs,field", [({"methods": ["bogus"]}, "method"), ({"seeds": 0}, "seeds"),
+                                          ({"iterations": -1}, "iterations"), ({"options": {"nope": 1}}, "nope")])
+def test_bad_arguments(toy, tmp_path, kwargs, field):
+    toy()
+    with pytest.raises(ValueError, match=field):
+        run_experiment("toy", out_dir=tmp_path, **{"seeds": 1, "iterations": 1, **kwargs})
+
+
+def test_security_marl_and_adversarial_resume(tmp_path):
+    """The real security experiment (cheap methods, tiny graph): kill after one unit, resume, compare.
+
+    Runs in float32 mode as the CLI does (conftest enables x64, under which the library's trajectory
+    sampler currently mixes int64/int32 state indices for sparse games).
+    """
+    with jax.enable_x64(False):
+        _security_resume(tmp_path)
+
+
+def _security_resume(tmp_path):
+    options = {"nodes": 4, "horizon": 4, "ma_irl_variant": "adversarial", "num_trajectories": 100}
+    full = run_experiment("security", out_dir=tmp_path / "full", methods=["marl", "ma-irl"], seeds=2, iterations=1,
+                          options=options)
+    calls = []
+
+    def kill_after_first_unit(n):
+        calls.append(n)
+        if len(calls) == 2:
+            raise Killed()
+
+    with pytest.raises(Killed):
+        run_experiment("security", out_dir=tmp_path / "part", methods=["marl", "ma-irl"], seeds=2, iterations=1,
+                       options=options, progress=kill_after_first_unit)
+    resumed = run_experiment("security", out_dir=tmp_path / "part", methods=["marl", "ma-irl"], seeds=2,
+                             iterations=1, options=options, resume=True)
+    assert resumed["methods"] == full["methods"]
+    assert set(full["methods"]["ma-irl"]["seeds"]["0"]) >= {"learner_return", "expert_return", "epic_distance"}
