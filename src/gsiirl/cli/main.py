@@ -54,7 +54,8 @@ def parse_options(pairs: list[str] | None) -> dict[str, str]:
 
 def execute_run(experiment: str, *, methods: list[str] | None, seeds: int, iters: int, out: Path,
                 resume: bool = False, force: bool = False, options: dict | None = None,
-                figure: bool = True, show_progress: bool = True, echo=typer.echo) -> dict:
+                figure: bool = True, show_progress: bool = True, echo=typer.echo, backend: str = "serial",
+                workers: int | None = None, address: str | None = None) -> dict:
     """Run an experiment with a tqdm progress bar, write DIR/results.json and the figure, print the summary.
 
     Raises ValueError (including ResultsFileError) for bad input; the caller turns it into a message.
@@ -76,7 +77,8 @@ def execute_run(experiment: str, *, methods: list[str] | None, seeds: int, iters
     try:
         results = run_experiment(experiment, out_dir=out, methods=methods, seeds=seeds, iterations=iters,
                                  options=options, resume=resume, force=force, progress=lambda n: bar().update(n),
-                                 describe=lambda text: bar().set_description(text))
+                                 describe=lambda text: bar().set_description(text), backend=backend,
+                                 workers=workers, address=address)
     finally:
         if bars:
             bars[0].close()
@@ -141,6 +143,9 @@ def run(
     option: Optional[list[str]] = typer.Option(None, "--option", help="experiment option key=value (repeatable)"),
     figure: bool = typer.Option(True, "--figure/--no-figure", help="write the figure PNG"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    backend: str = typer.Option("serial", "--backend", help="serial, process or ray"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="parallel workers (process / local ray)"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (--backend ray)"),
 ) -> None:
     """Run METHODS x SEEDS of an experiment; writes DIR/results.json (+ figure) and prints the table."""
     try:
@@ -150,11 +155,59 @@ def run(
                 options[key] = value
         execute_run(experiment, methods=method, seeds=seeds, iters=iters,
                     out=out if out is not None else Path("results") / experiment, resume=resume, force=force,
-                    options=options, figure=figure, show_progress=progress)
+                    options=options, figure=figure, show_progress=progress, backend=backend, workers=workers,
+                    address=address)
     except (UserError, ResultsFileError, ValueError) as error:
         fail(str(error))
     except KeyboardInterrupt:
         typer.echo("gsiirl: interrupted; continue with --resume", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="output directory"),
+    seeds: int = typer.Option(3, "--seeds", help="seeds per method"),
+    iters: int = typer.Option(30, "--iters", help="outer iterations"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+) -> None:
+    """Quick demo: GSIIRL vs MA-IRL vs MARL on a small general-sum game (figure + table in OUT)."""
+    from gsiirl.cli.demo import run_demo
+
+    try:
+        table = run_demo(out, seeds=seeds, iterations=iters, show_progress=progress)
+    except ValueError as error:
+        fail(str(error))
+    typer.echo(table)
+    typer.echo(f"figure: {out / 'demo.png'}")
+
+
+@app.command()
+def reproduce(
+    out: Path = typer.Option(Path("runs/reproduce"), "--out", help="output directory (re-run to resume)"),
+    quick: bool = typer.Option(False, "--quick", help="a few seeds and iterations (minutes)"),
+    experiment: Optional[list[str]] = typer.Option(None, "--experiment", help="mpe, hri, security (default all)"),
+    backend: str = typer.Option("serial", "--backend", help="serial, process or ray"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="parallel workers (process / local ray)"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (--backend ray)"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
+) -> None:
+    """All experiments x methods x seeds; writes table1.md/.csv (ours beside the paper's) and Figures 2-4."""
+    from gsiirl.cli.reproduce import EXPERIMENT_ORDER, reproduce as reproduce_all
+
+    def run_one(name, **kwargs):
+        return execute_run(name, backend=backend, workers=workers, address=address, **kwargs)
+
+    try:
+        chosen = tuple(experiment) if experiment else EXPERIMENT_ORDER
+        for name in chosen:
+            if name not in EXPERIMENT_ORDER:
+                raise UserError(f"--experiment: expected one of {list(EXPERIMENT_ORDER)}, got {name!r}")
+        reproduce_all(out, quick=quick, experiments=chosen, show_progress=progress, echo=typer.echo, run=run_one)
+    except (UserError, ResultsFileError, ValueError) as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        typer.echo("gsiirl: interrupted; re-run the same command to resume", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
 
 

@@ -205,6 +205,9 @@ def run_experiment(
     force: bool = False,
     progress: Callable[[int], None] | None = None,
     describe: Callable[[str], None] | None = None,
+    backend: str = "serial",
+    workers: int | None = None,
+    address: str | None = None,
 ) -> dict:
     """Run ``methods`` × seeds ``0..seeds-1`` of one experiment; returns the results dict (also on disk).
 
@@ -219,6 +222,10 @@ def run_experiment(
         force: overwrite an existing results file instead of refusing.
         progress: called with the number of newly finished iterations (for a progress bar).
         describe: called with a short description of the unit being run.
+        backend: where units run — "serial" (this process), "process" (spawned worker processes) or
+            "ray" (a local Ray instance, or the cluster at ``address``); see ``gsiirl.experiments.parallel``.
+            Every unit is saved the moment it finishes, whatever the backend.
+        workers: parallel workers for "process" / a local "ray" (default 2).
     """
     methods = list(dict.fromkeys(methods))
     for method in methods:
@@ -248,7 +255,14 @@ def run_experiment(
         results = {"schema_version": SCHEMA_VERSION, "experiment": experiment, "config": config,
                    "versions": library_versions(), "methods": {}}
 
-    run_unit = module.make_unit_runner(merged)
+    def store(method: str, seed: int, metrics: dict) -> None:
+        block = results["methods"].setdefault(method, {"seeds": {}, "final": {}})
+        block["seeds"][str(seed)] = _clean_metrics(metrics)
+        block["seeds"] = {key: block["seeds"][key] for key in sorted(block["seeds"], key=int)}
+        block["final"] = summarize(block["seeds"])
+        save_results(results, path)
+
+    pending = []
     for method in methods:
         block = results["methods"].setdefault(method, {"seeds": {}, "final": {}})
         for seed in range(int(seeds)):
@@ -256,21 +270,34 @@ def run_experiment(
                 if progress is not None:
                     progress(int(iterations))
                 continue
-            if describe is not None:
-                describe(f"{experiment} {method} seed {seed}")
-            done = [0]
+            pending.append((experiment, method, seed, int(iterations), merged))
 
-            def on_iteration(iteration: int, done=done) -> None:
-                finished = min(int(iteration) + 1, int(iterations))
-                if progress is not None and finished > done[0]:
-                    progress(finished - done[0])
-                done[0] = max(done[0], finished)
+    if backend != "serial":
+        from gsiirl.experiments.parallel import execute_units
 
-            metrics = _clean_metrics(run_unit(method, seed, int(iterations), on_iteration))
-            if progress is not None and done[0] < iterations:
-                progress(int(iterations) - done[0])
-            block["seeds"][str(seed)] = metrics
-            block["seeds"] = {key: block["seeds"][key] for key in sorted(block["seeds"], key=int)}
-            block["final"] = summarize(block["seeds"])
-            save_results(results, path)
+        if describe is not None and pending:
+            describe(f"{experiment}: {len(pending)} units on {backend}")
+        for (_, method, seed, _, _), metrics in execute_units(pending, backend=backend, workers=workers,
+                                                              address=address):
+            store(method, seed, metrics)
+            if progress is not None:
+                progress(int(iterations))
+        return results
+
+    run_unit = module.make_unit_runner(merged)
+    for _, method, seed, _, _ in pending:
+        if describe is not None:
+            describe(f"{experiment} {method} seed {seed}")
+        done = [0]
+
+        def on_iteration(iteration: int, done=done) -> None:
+            finished = min(int(iteration) + 1, int(iterations))
+            if progress is not None and finished > done[0]:
+                progress(finished - done[0])
+            done[0] = max(done[0], finished)
+
+        metrics = run_unit(method, seed, int(iterations), on_iteration)
+        if progress is not None and done[0] < iterations:
+            progress(int(iterations) - done[0])
+        store(method, seed, metrics)
     return results

@@ -27,8 +27,8 @@ import jax.numpy as jnp
 from gsiirl.games.tabular import Dynamics, TabularGame, expected_next_value
 
 EQUILIBRIUM_MODELS = ("soft_nash", "joint_soft")
-DEFAULT_ITERATIONS = 20
-NEWTON_STEPS = 6
+DEFAULT_ITERATIONS = 10
+NEWTON_STEPS = 3
 
 
 class JointPolicy(NamedTuple):
@@ -121,7 +121,7 @@ def _stage_logit_equilibrium(q_learner, q_expert, temperature, iterations, newto
         direction = jnp.linalg.solve(jacobian, residual[..., None])[..., 0]
         current = jnp.max(jnp.abs(residual), axis=1)
         best, best_gap = logits, current
-        for fraction in (0.125, 0.25, 0.5, 1.0):  # backtracking: keep the largest improving step
+        for fraction in (0.25, 0.5, 1.0):  # backtracking: keep the largest improving step
             candidate = logits - fraction * direction
             candidate_gap = jnp.max(jnp.abs(gap(candidate)), axis=1)
             better = jnp.isfinite(candidate_gap) & (candidate_gap < current)

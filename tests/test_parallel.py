@@ -1,0 +1,68 @@
+"""Parallel backends give exactly the serial numbers; reproduce writes Table 1 and resumes."""
+
+import csv
+import io
+
+import jax
+import pytest
+
+from gsiirl.cli.reproduce import PAPER_TABLE1, build_table, reproduce
+from gsiirl.experiments.parallel import execute_units
+from gsiirl.experiments.runner import run_experiment
+
+OPTIONS = {"nodes": 4, "horizon": 3, "num_trajectories": 50}
+
+
+def _without_wall_time(tree):
+    if isinstance(tree, dict):
+        return {k: _without_wall_time(v) for k, v in tree.items() if k != "wall_time"}
+    return tree
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    with jax.enable_x64(False):  # worker processes run in the library's default float32
+        return run_experiment("security", out_dir=tmp_path_factory.mktemp("serial"), methods=["gsiirl", "marl"],
+                              seeds=2, iterations=2, options=OPTIONS)
+
+
+@pytest.mark.parametrize("backend", ["process", "ray"])
+def test_parallel_backends_match_serial(serial, backend, tmp_path):
+    results = run_experiment("security", out_dir=tmp_path, methods=["gsiirl", "marl"], seeds=2, iterations=2,
+                             options=OPTIONS, backend=backend, workers=2)
+    assert _without_wall_time(results["methods"]) == _without_wall_time(serial["methods"])
+    assert (tmp_path / "results.json").exists()
+
+
+def test_unknown_backend_is_rejected():
+    with pytest.raises(ValueError, match="backend"):
+        list(execute_units([], backend="slurm"))
+
+
+def _fake_results(value):
+    final = {"learner_return": {"mean": value, "std": 0.5, "n": 2}, "expert_return": {"mean": -value, "std": 0.25, "n": 2}}
+    return {"methods": {m: {"seeds": {}, "final": final} for m in ("gsiirl", "ma-irl", "marl")}}
+
+
+def test_table1_has_ours_and_the_papers_values():
+    markdown, text = build_table({"mpe": _fake_results(1.0), "hri": _fake_results(2.0), "security": _fake_results(3.0)})
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 2 * 3 * 3
+    cs_gsiirl = next(r for r in rows if r["player"] == "learner" and r["method"] == "GSIIRL" and r["experiment"] == "CS")
+    assert float(cs_gsiirl["mean"]) == 3.0 and float(cs_gsiirl["paper_mean"]) == PAPER_TABLE1["learner"]["gsiirl"]["security"][0]
+    assert "3.00 ± 0.50 | -17.38 ± 3.59" in markdown
+
+
+def test_reproduce_resumes_what_is_on_disk(tmp_path):
+    calls = []
+
+    def fake_run(name, *, resume, out, **_):
+        calls.append((name, resume))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text("{}")
+        return _fake_results(1.0)
+
+    reproduce(tmp_path, quick=True, run=fake_run, echo=lambda *_: None)
+    reproduce(tmp_path, quick=True, run=fake_run, echo=lambda *_: None)
+    assert calls == [("mpe", False), ("hri", False), ("security", False), ("mpe", True), ("hri", True), ("security", True)]
+    assert (tmp_path / "table1.md").exists() and (tmp_path / "table1.csv").exists()
