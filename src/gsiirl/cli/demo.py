@@ -38,11 +38,14 @@ def run_demo(out_dir: Path, *, seeds: int = 3, iterations: int = 30, show_progre
                                     progress=lambda _: bar.update(), **DEMO_SETTINGS)
                 histories[method].append(result.history)
 
-    figure, axes = plt.subplots(1, 3, figsize=(14, 4))
+    figure, axes = plt.subplots(1, 4, figsize=(18, 4))
     panels = [("learner_return", "learner's true return"), ("expert_return", "expert's true return"),
-              ("expert_policy_kl", "KL(true expert ‖ learned expert)")]
+              ("expert_policy_kl", "KL(true expert ‖ learned expert)"),
+              ("hypergradient_norm", "GSIIRL hypergradient norm (SPSA)")]
     for axis, (metric, title) in zip(axes, panels):
-        for method, color in (("gsiirl", "tab:blue"), ("ma-irl", "tab:orange")):
+        methods = (("gsiirl", "tab:blue"),) if metric == "hypergradient_norm" else (
+            ("gsiirl", "tab:blue"), ("ma-irl", "tab:orange"))
+        for method, color in methods:
             values = np.array([h[metric] for h in histories[method]])
             mean, std = values.mean(0), values.std(0)
             steps = np.arange(1, values.shape[1] + 1)

@@ -1,0 +1,88 @@
+"""HRI benchmark (not a test): vmapped env steps/s, one GSIIRL outer iteration, a whole unit / run.
+
+    python benchmarks/bench_hri.py                 # env throughput + outer-iteration time
+    python benchmarks/bench_hri.py --unit 100      # + one (method, seed) unit of each method, K=100
+    python benchmarks/bench_hri.py --full 10 100   # + the full run: 10 seeds x 100 iterations, all methods
+
+The goal of issue #5 is the full HRI run (10 seeds x 100 iterations) in under 10 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+
+def env_throughput(num_envs: int = 4096, repeats: int = 5) -> float:
+    """Joint env steps per second of a vmapped uniform-random rollout (horizon steps per episode)."""
+    from gsiirl.games.continuous import rollout
+    from gsiirl.games.hri import make_hri_game
+
+    game = make_hri_game()
+    policy = lambda key, obs: jax.random.randint(key, (2,), 0, game.num_actions[0])
+    run = jax.jit(lambda key: rollout(key, game, policy, num_envs).alive)
+    jax.block_until_ready(run(jax.random.PRNGKey(0)))
+    start = time.perf_counter()
+    for i in range(repeats):
+        jax.block_until_ready(run(jax.random.PRNGKey(i + 1)))
+    return repeats * num_envs * game.horizon / (time.perf_counter() - start)
+
+
+def outer_iteration_time(iterations: int = 6) -> tuple[float, float]:
+    """(seconds for the first GSIIRL iteration incl. compilation and warm-up, mean seconds per later one)."""
+    from gsiirl.experiments import hri
+
+    _, algorithm = hri._build(hri._freeze(hri.DEFAULT_OPTIONS))
+    stamps = []
+    start = time.perf_counter()
+    algorithm.run("gsiirl", jax.random.PRNGKey(0), iterations, lambda k, m: stamps.append(time.perf_counter()))
+    later = [b - a for a, b in zip(stamps[:-1], stamps[1:])]
+    return stamps[0] - start, sum(later) / len(later)
+
+
+def unit_times(iterations: int) -> dict[str, float]:
+    """Wall time of one (method, seed) unit per method (compilation of that method's pieces included)."""
+    from gsiirl.experiments import hri
+
+    run = hri.make_unit_runner({})
+    times = {}
+    for method in ("marl", "gsiirl", "ma-irl"):
+        start = time.perf_counter()
+        run(method, 0, iterations, lambda k: None)
+        times[method] = time.perf_counter() - start
+    return times
+
+
+def full_run(seeds: int, iterations: int) -> float:
+    from gsiirl.experiments.runner import run_experiment
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        run_experiment("hri", out_dir=Path(out), seeds=seeds, iterations=iterations)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--unit", type=int, default=0, help="also time one unit per method with K iterations")
+    parser.add_argument("--full", type=int, nargs=2, metavar=("SEEDS", "ITERS"), help="also time a full run")
+    args = parser.parse_args()
+    print(f"jax {jax.__version__}, devices {jax.devices()}, x64={jnp.zeros(()).dtype == jnp.float64}")
+    print(f"env: {env_throughput():,.0f} joint steps/s (4,096 vmapped envs, uniform-random policy)")
+    first, per_iteration = outer_iteration_time()
+    print(f"gsiirl: first outer iteration {first:.1f} s (compile + warm-up), then {per_iteration:.3f} s/iteration")
+    if args.unit:
+        for method, seconds in unit_times(args.unit).items():
+            print(f"unit {method} (K={args.unit}): {seconds:.1f} s")
+    if args.full:
+        seeds, iterations = args.full
+        print(f"full run ({seeds} seeds x {iterations} iterations, all methods): {full_run(seeds, iterations):.1f} s")
+
+
+if __name__ == "__main__":
+    main()

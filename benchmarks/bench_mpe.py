@@ -1,0 +1,102 @@
+"""Benchmark (not a test): simple_adversary steps/second, mpe2 vs JaxMARL in one run; full-run wall time.
+
+    python benchmarks/bench_mpe.py                       # environment throughput only
+    python benchmarks/bench_mpe.py --full-run --seeds 10 --iters 50 --out /tmp/mpe_full
+
+Joint steps (all three agents act once) per second of:
+  * mpe2 (Farama, numpy, PettingZoo parallel API), uniform random actions, reset every 25 steps;
+  * JaxMARL single environment, jitted step called from a Python loop;
+  * JaxMARL through gsiirl's protocol rollout (lax.scan over 25 steps, vmap over episodes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def mpe2_steps_per_second(num_steps: int) -> float:
+    from mpe2 import simple_adversary_v3
+
+    env = simple_adversary_v3.parallel_env(N=2, max_cycles=25)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    start = time.perf_counter()
+    for t in range(num_steps):
+        actions = {agent: int(rng.integers(5)) for agent in env.possible_agents}
+        _, _, _, truncations, _ = env.step(actions)
+        if all(truncations.values()):
+            env.reset()
+    return num_steps / (time.perf_counter() - start)
+
+
+def jaxmarl_python_loop_steps_per_second(num_steps: int) -> float:
+    import jax
+
+    from gsiirl.games import mpe
+
+    step = jax.jit(mpe.step)
+    key = jax.random.PRNGKey(0)
+    state, _ = mpe.reset(key)
+    rng = np.random.default_rng(0)
+    jax.block_until_ready(step(key, state, 0, np.zeros(2, np.int32)))  # compile
+    start = time.perf_counter()
+    for t in range(num_steps):
+        actions = rng.integers(5, size=3)
+        state, _, reward = step(key, state, actions[0], actions[1:])
+    jax.block_until_ready(reward)
+    return num_steps / (time.perf_counter() - start)
+
+
+def jaxmarl_vmapped_steps_per_second(num_episodes: int, repeats: int = 5) -> float:
+    import jax
+
+    from gsiirl.games import continuous, mpe
+
+    game = mpe.make_game()
+    run = jax.jit(lambda key: continuous.rollout(key, game, mpe.uniform_random_policy, num_episodes))
+    jax.block_until_ready(run(jax.random.PRNGKey(0)))  # compile
+    start = time.perf_counter()
+    for r in range(repeats):
+        out = run(jax.random.PRNGKey(r + 1))
+    jax.block_until_ready(out)
+    return repeats * num_episodes * game.horizon / (time.perf_counter() - start)
+
+
+def full_run_wall_time(seeds: int, iterations: int, out: Path) -> float:
+    from gsiirl.experiments.mpe import DEFAULT_OPTIONS
+    from gsiirl.experiments.runner import run_experiment
+
+    start = time.perf_counter()
+    run_experiment("mpe", seeds=seeds, iterations=iterations, out_dir=out, options=dict(DEFAULT_OPTIONS),
+                   force=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mpe2-steps", type=int, default=20_000)
+    parser.add_argument("--loop-steps", type=int, default=5_000)
+    parser.add_argument("--episodes", type=int, default=1024)
+    parser.add_argument("--full-run", action="store_true")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--iters", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/gsiirl_mpe_full_run"))
+    args = parser.parse_args()
+
+    results = {
+        "mpe2_steps_per_second": mpe2_steps_per_second(args.mpe2_steps),
+        "jaxmarl_python_loop_steps_per_second": jaxmarl_python_loop_steps_per_second(args.loop_steps),
+        f"jaxmarl_vmapped_{args.episodes}_steps_per_second": jaxmarl_vmapped_steps_per_second(args.episodes),
+    }
+    if args.full_run:
+        results["full_run_seconds"] = full_run_wall_time(args.seeds, args.iters, args.out)
+    print(json.dumps({k: round(v, 1) for k, v in results.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

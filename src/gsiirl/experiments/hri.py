@@ -1,0 +1,195 @@
+"""Human–robot interaction experiment (paper §8.2, Figure 3, Table 1 column "HRI"; DESIGN §6).
+
+Game: :func:`gsiirl.games.hri.make_hri_game` (rewards, safe distance, features: see docs/hri.md).
+Policies: MADDPG (:mod:`gsiirl.solvers.maddpg`), warm-started across outer iterations.
+Methods (:class:`gsiirl.algorithms.sample_based.SampleBasedGSIIRL`):
+
+* ``marl`` — MADDPG on both TRUE rewards (warm-up + K fine-tunes); one value per seed.
+* ``gsiirl`` — Algorithm 1 with SPSA (the only hypergradient available for simulators).
+* ``ma-irl`` — passive maximum-likelihood MA-IRL of both θ's from demonstrations of the MARL policy.
+
+Reported per iteration (greedy policies of the learned rewards, scored with the TRUE rewards):
+``learner_return`` / ``expert_return`` (undiscounted episode sums), ``collision_rate`` (share of
+episodes with a step closer than ``safe_distance``), ``goal_rate`` (share of episodes in which both
+reached their goal discs), ``episode_length``, ``wall_time``; GSIIRL also ``hypergradient_norm``,
+``upper_objective`` (f, discounted, stochastic policy), ``expert_loss`` (L's data term) and θ's.
+Every unit also stores one greedy sample trajectory of its final policy from the crossing start
+``sample_robot_start`` / ``sample_human_start`` (``trajectory_*`` lists, up to T+1 points) for
+Figure 3 (e)/(f).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from gsiirl.games.hri import HRI_DEFAULTS
+
+ALGORITHM_OPTIONS = {
+    "hypergradient": "spsa",
+    "hidden": 32,
+    "finetune_cycles": 2,
+    "updates_per_cycle": 16,
+    "num_envs": 32,
+    "minibatch_size": 128,
+    "buffer_cycles": 4,
+    "learning_rate": 3e-3,
+    "policy_temperature": 0.02,
+    "exploration": 0.1,
+    "actor_gradient": "boltzmann",
+    "warmup_cycles": 60,
+    "data_episodes": 256,
+    "evaluation_episodes": 256,
+    "likelihood_temperature": 1.0,
+    "regularization": 0.5,
+    "radius": 1.5,
+    "inner_step_size": 0.05,
+    "outer_step_size": None,
+    "lipschitz": 3.0,
+    "spsa_samples": 2,
+    "perturbation_scale": 1.0,
+    "perturbation_floor": 0.2,
+    "max_hypergradient_norm": 2.0,
+    "hypergradient_terms": "lemma2",  # the paper's Lemma 2; "direct" (∇θl f only) is the ablation of docs/hri.md
+    "sample_robot_start": [0.0, -0.4],  # Figure 3 (e): a start where the two paths cross
+    "sample_human_start": [0.45, 0.0],
+}
+DEFAULT_OPTIONS = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in HRI_DEFAULTS.items()},
+                   **ALGORITHM_OPTIONS}
+
+
+def _freeze(options: dict) -> tuple:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
+
+
+@lru_cache(maxsize=4)
+def _build(frozen: tuple):
+    from gsiirl.algorithms.sample_based import SampleBasedConfig, SampleBasedGSIIRL
+    from gsiirl.games.hri import make_hri_game
+    from gsiirl.solvers.maddpg import MADDPGConfig
+
+    o = dict(frozen)
+    if o["hypergradient"] != "spsa":
+        raise ValueError(f"option hypergradient: the HRI (simulator) back-end supports only 'spsa', "
+                         f"got {o['hypergradient']!r}")
+    game = make_hri_game({k: o[k] for k in HRI_DEFAULTS})
+    sample_game = make_hri_game({**{k: o[k] for k in HRI_DEFAULTS},
+                                 "robot_start_low": o["sample_robot_start"], "robot_start_high": o["sample_robot_start"],
+                                 "human_start_low": o["sample_human_start"], "human_start_high": o["sample_human_start"]})
+    maddpg = MADDPGConfig(
+        hidden=o["hidden"], actor_learning_rate=o["learning_rate"], critic_learning_rate=o["learning_rate"],
+        num_envs=o["num_envs"], iterations=o["finetune_cycles"], updates_per_iteration=o["updates_per_cycle"],
+        buffer_iterations=o["buffer_cycles"], minibatch_size=o["minibatch_size"],
+        temperature=o["policy_temperature"], exploration=o["exploration"], actor_gradient=o["actor_gradient"])
+    config = SampleBasedConfig(
+        maddpg=maddpg, warmup_iterations=o["warmup_cycles"], data_episodes=o["data_episodes"],
+        evaluation_episodes=o["evaluation_episodes"], temperature=o["likelihood_temperature"],
+        regularization=o["regularization"], radius=o["radius"], inner_step_size=o["inner_step_size"],
+        outer_step_size=o["outer_step_size"], lipschitz=o["lipschitz"], spsa_samples=o["spsa_samples"],
+        perturbation_scale=o["perturbation_scale"], perturbation_floor=o["perturbation_floor"],
+        max_hypergradient_norm=o["max_hypergradient_norm"], hypergradient_terms=o["hypergradient_terms"])
+    return sample_game, SampleBasedGSIIRL(game, config, metrics_fn=make_metrics_fn(o["safe_distance"]))
+
+
+def make_metrics_fn(safe_distance: float):
+    """Per-episode HRI indicators from a rollout: collision (any step closer than safe) and goal."""
+    import jax
+    import jax.numpy as jnp
+
+    from gsiirl.games.hri import segment_min_distance
+
+    def metrics(data):
+        traj = data.global_trajectory  # [N, T+1, 6]
+        d = jax.vmap(jax.vmap(segment_min_distance))(traj[:, :-1, 0:2], traj[:, :-1, 2:4],
+                                                     traj[:, 1:, 0:2], traj[:, 1:, 2:4])  # [N, T]
+        collided = jnp.max((d < safe_distance) * data.alive, axis=1)
+        goal = traj[:, -1, 4] * traj[:, -1, 5]
+        return {"collision_rate": collided, "goal_rate": goal}
+
+    return metrics
+
+
+def make_unit_runner(options: dict):
+    """Runner contract: ``run(method, seed, iterations, progress) -> {metric: [per-iteration values]}``."""
+    merged = {**DEFAULT_OPTIONS, **options}
+    unknown = set(merged) - set(DEFAULT_OPTIONS)
+    if unknown:
+        raise ValueError(f"options: unknown keys {sorted(unknown)}")
+    sample_game, algorithm = _build(_freeze(merged))
+
+    def run(method: str, seed: int, iterations: int, progress) -> dict[str, list[float]]:
+        import jax
+
+        from gsiirl.games.continuous import rollout
+        from gsiirl.solvers.maddpg import make_policy
+
+        key = jax.random.PRNGKey(int(seed))
+        history, state = algorithm.run(method, key, int(iterations), lambda k, m: progress(k))
+        metrics = {name: [h.get(name) for h in history] for name in history[-1]}
+        sample = rollout(jax.random.fold_in(key, 7919), sample_game,
+                         make_policy(sample_game, state.actor, greedy=True), 1)
+        traj = np.asarray(sample.global_trajectory[0])
+        steps = int(np.asarray(sample.alive[0]).sum())
+        traj = traj[: steps + 1]
+        for name, column in (("robot_x", 0), ("robot_y", 1), ("human_x", 2), ("human_y", 3)):
+            metrics[f"trajectory_{name}"] = [float(v) for v in traj[:, column]]
+        return metrics
+
+    return run
+
+
+def make_figure(results: dict, out_dir: Path) -> list[Path]:
+    """Figure 3: (a) robot return, (b) human return, (c) collision rate, (d) goal rate, (e) a sample
+    GSIIRL trajectory with goal discs, (f) robot–human distance over it with the safe distance."""
+    import matplotlib.pyplot as plt
+
+    from gsiirl.experiments.figures import plot_methods, save_figure
+
+    options = {**DEFAULT_OPTIONS, **results.get("config", {}).get("options", {})}
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    panels = [("learner_return", "(a) robot (learner) return", "cumulative true reward"),
+              ("expert_return", "(b) human (expert) return", "cumulative true reward"),
+              ("collision_rate", "(c) collision rate", "rate"),
+              ("goal_rate", "(d) goal-reaching rate", "rate")]
+    for ax, (metric, title, ylabel) in zip(axes.ravel()[:4], panels):
+        plot_methods(ax, results, metric, title=title, ylabel=ylabel)
+    traj_ax, dist_ax = axes.ravel()[4], axes.ravel()[5]
+    method, seeds = _sample_source(results)
+    for center, color, label in ((options["robot_goal"], "tab:blue", "robot goal"),
+                                 (options["human_goal"], "tab:red", "human goal")):
+        traj_ax.add_patch(plt.Circle(tuple(center), options["goal_radius"], color=color, alpha=0.3, label=label))
+    if seeds:
+        m = seeds[sorted(seeds, key=int)[0]]
+        robot = np.stack([m["trajectory_robot_x"], m["trajectory_robot_y"]], axis=1)
+        human = np.stack([m["trajectory_human_x"], m["trajectory_human_y"]], axis=1)
+        traj_ax.plot(robot[:, 0], robot[:, 1], "o-", color="tab:blue", ms=3, label="robot")
+        traj_ax.plot(human[:, 0], human[:, 1], "s-", color="tab:red", ms=3, label="human")
+        dist_ax.plot(np.linalg.norm(robot - human, axis=1), "k.-", label="robot–human distance")
+    dist_ax.axhline(options["safe_distance"], color="tab:red", linestyle="--", label="safe distance")
+    traj_ax.set_title(f"(e) sample trajectory ({method})")
+    traj_ax.set_aspect("equal")
+    traj_ax.set_xlabel("x")
+    traj_ax.set_ylabel("y")
+    traj_ax.legend(fontsize=8)
+    dist_ax.set_title("(f) distance over the sample trajectory")
+    dist_ax.set_xlabel("time step")
+    dist_ax.set_ylabel("distance")
+    dist_ax.legend(fontsize=8)
+    for ax in (traj_ax, dist_ax):
+        ax.grid(alpha=0.3)
+    return [save_figure(fig, Path(out_dir) / "figure3_hri.png")]
+
+
+def _sample_source(results: dict):
+    """The sample trajectory comes from GSIIRL if present, else from another method."""
+    methods = results.get("methods", {})
+    for method in ("gsiirl", "ma-irl", "marl"):
+        seeds = {s: m for s, m in methods.get(method, {}).get("seeds", {}).items() if m.get("trajectory_robot_x")}
+        if seeds:
+            return method, seeds
+    return "none", {}
+
+
+__all__ = ["DEFAULT_OPTIONS", "make_unit_runner", "make_figure", "make_metrics_fn"]

@@ -1,0 +1,237 @@
+"""Protocol for continuous (simulator) two-player games as pure JAX functions (DESIGN §2, §8).
+
+A :class:`ContinuousGame` bundles pure functions; nothing is stateful, so every function can be
+jitted and vmapped over thousands of copies (PureJaxRL pattern).
+
+Players and agents. The *learner* may be a team of ``num_learner_agents`` agents (e.g. the two good
+agents of MPE ``simple_adversary``) and the *expert* a team of ``num_expert_agents`` agents (e.g. the
+one adversary). Agents are ordered learner agents first, then expert agents; every agent picks one
+categorical action from its own discrete action set (``num_actions[i]`` values). A team shares one
+reward: every learner agent is paid ``r_li + r_ld`` and every expert agent ``r_e``; the team's
+log-likelihood of a joint action is the sum of its agents' log-probabilities.
+
+Adapting a simulator (e.g. simple_adversary from JaxMARL/mpe2) to the protocol:
+    * ``reset(key) -> state``: any pytree of arrays (e.g. the JaxMARL ``State``).
+    * ``step(state, learner_actions[n_l] int32, expert_actions[n_e] int32) -> (next_state, done)``:
+      deterministic given the state; randomness must live in ``reset`` or be carried in ``state``
+      (e.g. a PRNG key field). ``done`` is a bool scalar meaning *terminated* (the horizon is applied
+      by the rollout, not by ``step``).
+    * ``observations(state) -> tuple`` of per-agent 1-D arrays (sizes ``observation_sizes``);
+      ``global_observation(state) -> [state_size]`` is what the centralised critics see.
+    * rewards all take ``(state, learner_actions, expert_actions, next_state)`` and return a scalar:
+      ``learner_independent_reward`` (known r_li; it must only use the learner's own part),
+      ``learner_dependent_reward`` (the queried oracle r_ld: GSIIRL only ever reads its values),
+      ``expert_reward`` (the hidden true r_e: used only to simulate the expert and for metrics).
+    * ``learner_features`` -> [learner_feature_size] and ``expert_features`` -> [expert_feature_size]:
+      the features φ of the linear reward models ``r_ld^θl = scale_l φ_l·θl``, ``r_e^θe = scale_e φ_e·θe``.
+
+:func:`rollout` runs ``num_episodes`` vmapped episodes of ``horizon`` steps under any policy and
+returns everything the solvers and estimators need (after termination, steps are masked out).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+State = Any
+RewardFn = Callable[[State, jax.Array, jax.Array, State], jax.Array]
+
+
+class ContinuousGame(NamedTuple):
+    """A continuous two-team Markov game given by pure JAX functions (see the module docstring)."""
+
+    num_learner_agents: int
+    num_expert_agents: int
+    num_actions: tuple[int, ...]
+    observation_sizes: tuple[int, ...]
+    state_size: int
+    horizon: int
+    discount: float
+    learner_feature_size: int
+    expert_feature_size: int
+    reset: Callable[[jax.Array], State]
+    step: Callable[[State, jax.Array, jax.Array], tuple[State, jax.Array]]
+    observations: Callable[[State], tuple[jax.Array, ...]]
+    global_observation: Callable[[State], jax.Array]
+    learner_independent_reward: RewardFn
+    learner_dependent_reward: RewardFn
+    expert_reward: RewardFn
+    learner_features: RewardFn
+    expert_features: RewardFn
+    learner_reward_scale: float = 1.0
+    expert_reward_scale: float = 1.0
+
+    @property
+    def num_agents(self) -> int:
+        return self.num_learner_agents + self.num_expert_agents
+
+    @property
+    def max_actions(self) -> int:
+        return max(self.num_actions)
+
+    @property
+    def max_observation_size(self) -> int:
+        return max(self.observation_sizes)
+
+
+def validate_game(game: ContinuousGame) -> ContinuousGame:
+    """Check sizes and constants; raise ValueError naming the bad field. Returns the game."""
+    if game.num_learner_agents < 1 or game.num_expert_agents < 1:
+        raise ValueError("num_learner_agents/num_expert_agents: expected at least one agent each")
+    if len(game.num_actions) != game.num_agents or min(game.num_actions) < 1:
+        raise ValueError(f"num_actions: expected {game.num_agents} positive ints, got {game.num_actions}")
+    if len(game.observation_sizes) != game.num_agents or min(game.observation_sizes) < 1:
+        raise ValueError(
+            f"observation_sizes: expected {game.num_agents} positive ints, got {game.observation_sizes}"
+        )
+    if game.horizon < 1:
+        raise ValueError(f"horizon: expected T >= 1, got {game.horizon}")
+    if not 0.0 < game.discount <= 1.0:
+        raise ValueError(f"discount: expected 0 < γ <= 1, got {game.discount}")
+    if game.learner_feature_size < 1 or game.expert_feature_size < 1:
+        raise ValueError("learner_feature_size/expert_feature_size: expected positive ints")
+    return game
+
+
+class RewardParams(NamedTuple):
+    """Which rewards the two teams are trained on (a pytree, vmappable over a batch).
+
+    learner reward = r_li + use_true_ld * r_ld + (1 - use_true_ld) * scale_l φ_l·θl
+    expert  reward = use_true_e * r_e + (1 - use_true_e) * scale_e φ_e·θe
+    """
+
+    theta_l: jax.Array  # [d_l]
+    theta_e: jax.Array  # [d_e]
+    use_true_ld: jax.Array  # [] float in {0, 1}
+    use_true_e: jax.Array  # [] float in {0, 1}
+
+
+def make_reward_params(theta_l, theta_e, use_true_ld: bool = False, use_true_e: bool = False):
+    """Build :class:`RewardParams` from parameter vectors and two flags."""
+    return RewardParams(
+        jnp.asarray(theta_l, jnp.float32),
+        jnp.asarray(theta_e, jnp.float32),
+        jnp.asarray(float(use_true_ld), jnp.float32),
+        jnp.asarray(float(use_true_e), jnp.float32),
+    )
+
+
+class Rollout(NamedTuple):
+    """``num_episodes`` (N) episodes of ``horizon`` (T) steps; A agents, O = max observation size."""
+
+    observations: jax.Array  # [N, T, A, O] zero-padded per-agent observations
+    global_observations: jax.Array  # [N, T, state_size]
+    next_observations: jax.Array  # [N, T, A, O]
+    next_global_observations: jax.Array  # [N, T, state_size]
+    actions: jax.Array  # [N, T, A] int32 (learner agents first)
+    alive: jax.Array  # [N, T] 1.0 while the episode runs (before termination)
+    terminal: jax.Array  # [N, T] 1.0 at the step where the episode terminates
+    learner_independent_reward: jax.Array  # [N, T] r_li
+    learner_dependent_reward: jax.Array  # [N, T] queried r_ld values
+    expert_reward: jax.Array  # [N, T] hidden true r_e (metrics / simulated expert only)
+    learner_features: jax.Array  # [N, T, d_l]
+    expert_features: jax.Array  # [N, T, d_e]
+    global_trajectory: jax.Array  # [N, T+1, state_size] global observations incl. the final state
+
+
+def team_rewards(game: ContinuousGame, rollout: Rollout, params: RewardParams) -> jax.Array:
+    """Per-step rewards of the two teams under ``params``: [N, T, 2] (learner, expert)."""
+    modelled_ld = game.learner_reward_scale * rollout.learner_features @ params.theta_l
+    modelled_e = game.expert_reward_scale * rollout.expert_features @ params.theta_e
+    learner = rollout.learner_independent_reward + params.use_true_ld * rollout.learner_dependent_reward
+    learner = learner + (1.0 - params.use_true_ld) * modelled_ld
+    expert = params.use_true_e * rollout.expert_reward + (1.0 - params.use_true_e) * modelled_e
+    return jnp.stack([learner, expert], axis=-1)
+
+
+def pad_observations(game: ContinuousGame, state: State) -> jax.Array:
+    """Per-agent observations zero-padded and stacked: [A, max_observation_size]."""
+    width = game.max_observation_size
+    rows = [jnp.pad(o, (0, width - o.shape[0])) for o in game.observations(state)]
+    return jnp.stack(rows)
+
+
+def rollout(
+    key: jax.Array,
+    game: ContinuousGame,
+    policy: Callable[[jax.Array, jax.Array], jax.Array],
+    num_episodes: int,
+) -> Rollout:
+    """Run ``num_episodes`` vmapped episodes of ``game.horizon`` steps.
+
+    Args:
+        key: PRNG key.
+        game: the game.
+        policy: ``policy(key, observations[A, O]) -> actions[A] int32`` (decentralised execution).
+        num_episodes: N.
+    Returns a :class:`Rollout`; once an episode terminates the state is frozen, ``alive`` is 0 and
+    rewards/features are masked to 0.
+    """
+    n_l = game.num_learner_agents
+
+    def one_episode(episode_key):
+        reset_key, step_key = jax.random.split(episode_key)
+        state0 = game.reset(reset_key)
+
+        def body(carry, step_key_t):
+            state, alive = carry
+            obs = pad_observations(game, state)
+            actions = policy(step_key_t, obs).astype(jnp.int32)
+            la, ea = actions[:n_l], actions[n_l:]
+            next_state, done = game.step(state, la, ea)
+            out = dict(
+                observations=obs,
+                global_observations=game.global_observation(state),
+                next_observations=pad_observations(game, next_state),
+                next_global_observations=game.global_observation(next_state),
+                actions=actions,
+                alive=alive,
+                terminal=alive * done.astype(jnp.float32),
+                learner_independent_reward=game.learner_independent_reward(state, la, ea, next_state),
+                learner_dependent_reward=game.learner_dependent_reward(state, la, ea, next_state),
+                expert_reward=game.expert_reward(state, la, ea, next_state),
+                learner_features=game.learner_features(state, la, ea, next_state),
+                expert_features=game.expert_features(state, la, ea, next_state),
+            )
+            new_alive = alive * (1.0 - done.astype(jnp.float32))
+            # Freeze the state after termination so that positions stay put.
+            frozen = jax.tree_util.tree_map(
+                lambda new, old: jnp.where(alive > 0, new, old), next_state, state
+            )
+            return (frozen, new_alive), out
+
+        keys = jax.random.split(step_key, game.horizon)
+        (final_state, _), outs = jax.lax.scan(body, (state0, jnp.float32(1.0)), keys)
+        trajectory = jnp.concatenate(
+            [outs["global_observations"], game.global_observation(final_state)[None]], axis=0
+        )
+        return outs, trajectory
+
+    outs, trajectory = jax.vmap(one_episode)(jax.random.split(key, num_episodes))
+    mask = outs["alive"]
+    masked = {k: v for k, v in outs.items()}
+    for name in ("learner_independent_reward", "learner_dependent_reward", "expert_reward"):
+        masked[name] = outs[name] * mask
+    for name in ("learner_features", "expert_features"):
+        masked[name] = outs[name] * mask[..., None]
+    return Rollout(global_trajectory=trajectory, **masked)
+
+
+def discounted_sum(values: jax.Array, discount: float) -> jax.Array:
+    """Σ_t γ^t values[:, t, ...] for values [N, T, ...]: returns [N, ...]."""
+    horizon = values.shape[1]
+    weights = discount ** jnp.arange(horizon, dtype=values.dtype)
+    return jnp.tensordot(weights, jnp.moveaxis(values, 1, 0), axes=(0, 0))
+
+
+def feature_expectations(game: ContinuousGame, data: Rollout) -> tuple[jax.Array, jax.Array]:
+    """Monte-Carlo μ_l, μ_e = mean over episodes of Σ_t γ^t φ(s^t, a^t): ([d_l], [d_e]).
+
+    For linear models ∇_θ r^θ = scale · φ, so μ here is in units of φ (times scale in the gradient).
+    """
+    mu_l = jnp.mean(discounted_sum(data.learner_features, game.discount), axis=0)
+    mu_e = jnp.mean(discounted_sum(data.expert_features, game.discount), axis=0)
+    return mu_l * game.learner_reward_scale, mu_e * game.expert_reward_scale

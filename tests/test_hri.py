@@ -1,0 +1,180 @@
+"""HRI environment: dynamics and rewards against hand-computed steps; Monte-Carlo μ vs exact μ."""
+
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gsiirl.games.continuous import feature_expectations, rollout
+from gsiirl.games.hri import HRIState, make_hri_game, segment_min_distance, true_parameters, velocity_table
+from gsiirl.solvers.maddpg import init_state, make_policy, policy_logits
+
+
+def _state(robot, human, ra=False, ha=False):
+    return HRIState(jnp.asarray(robot, jnp.float32), jnp.asarray(human, jnp.float32),
+                    jnp.asarray(ra), jnp.asarray(ha))
+
+
+def _action(vx, vy, levels=5, max_speed=0.1):
+    values = np.linspace(-max_speed, max_speed, levels)
+    return int(np.argmin(abs(values - vx)) * levels + np.argmin(abs(values - vy)))
+
+
+def test_velocity_table_maps_actions_to_grid():
+    table = np.asarray(velocity_table(0.1, 5))
+    assert table.shape == (25, 2)
+    np.testing.assert_allclose(table[_action(0.1, 0.05)], [0.1, 0.05], atol=1e-7)
+    np.testing.assert_allclose(table[_action(-0.1, 0.0)], [-0.1, 0.0], atol=1e-7)
+
+
+def test_step_and_rewards_hand_computed():
+    game = make_hri_game()
+    s = _state([0.0, 0.0], [0.3, 0.0])
+    la, ea = jnp.asarray([_action(0.05, 0.1)]), jnp.asarray([_action(-0.1, 0.0)])
+    nxt, done = game.step(s, la, ea)
+    np.testing.assert_allclose(nxt.robot, [0.05, 0.1], atol=1e-6)
+    np.testing.assert_allclose(nxt.human, [0.2, 0.0], atol=1e-6)
+    assert not bool(done)
+    # r_li = -||(0, 0.5) - (0.05, 0.1)||
+    assert float(game.learner_independent_reward(s, la, ea, nxt)) == pytest.approx(-math.hypot(0.05, 0.4), abs=1e-6)
+    # closest approach during the step: offset (-0.3, 0) + s*(0.15, 0.1), s=1 -> (-0.15, 0.1), |.|=0.1803 > 0.15
+    d_min = math.hypot(0.15, 0.1)
+    assert float(segment_min_distance(s.robot, s.human, nxt.robot, nxt.human)) == pytest.approx(d_min, abs=1e-6)
+    # human at full speed: no slowness, no collision -> r_ld = 0; r_e = -||(-0.5,0)-(0.2,0)|| = -0.7
+    assert float(game.learner_dependent_reward(s, la, ea, nxt)) == pytest.approx(0.0, abs=1e-6)
+    assert float(game.expert_reward(s, la, ea, nxt)) == pytest.approx(-0.7, abs=1e-6)
+    soft = 1 / (1 + math.exp(-(0.15 - d_min) / 0.02))
+    proximity = math.exp(-(math.hypot(0.15, 0.1) ** 2) / (2 * 0.25**2))
+    np.testing.assert_allclose(game.learner_features(s, la, ea, nxt), [-soft, -0.0, -proximity], atol=1e-6)
+    np.testing.assert_allclose(game.expert_features(s, la, ea, nxt), [-0.7, -soft, -1.0], atol=1e-6)
+
+
+def test_collision_and_slowness_penalties():
+    game = make_hri_game()
+    s = _state([0.0, 0.0], [0.2, 0.0])
+    la, ea = jnp.asarray([_action(0.1, 0.0)]), jnp.asarray([_action(-0.05, 0.0)])  # meet: 0.1 vs 0.15
+    nxt, _ = game.step(s, la, ea)
+    # collision (distance 0.05 < 0.15) -> -1; human at half speed -> slowness 0.5 * 0.2 = 0.1
+    assert float(game.learner_dependent_reward(s, la, ea, nxt)) == pytest.approx(-1.1, abs=1e-6)
+    assert float(game.expert_reward(s, la, ea, nxt)) == pytest.approx(-math.hypot(0.65, 0) - 0.5, abs=1e-6)
+    # tunnelling: both end 0.2 apart on the other side, but passed through each other mid-step
+    s2 = _state([0.0, 0.0], [0.1, 0.0])
+    la2, ea2 = jnp.asarray([_action(0.1, 0.0)]), jnp.asarray([_action(-0.1, 0.0)])
+    nxt2, _ = game.step(s2, la2, ea2)
+    assert float(jnp.linalg.norm(nxt2.robot - nxt2.human)) == pytest.approx(0.1, abs=1e-6)
+    assert float(segment_min_distance(s2.robot, s2.human, nxt2.robot, nxt2.human)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_arrival_parks_and_terminates():
+    game = make_hri_game()
+    s = _state([0.0, 0.42], [-0.5, 0.0], ha=True)
+    la, ea = jnp.asarray([_action(0.0, 0.1)]), jnp.asarray([_action(0.1, 0.1)])
+    nxt, done = game.step(s, la, ea)
+    np.testing.assert_allclose(nxt.robot, [0.0, 0.52], atol=1e-6)  # within 0.05 of (0, 0.5)
+    np.testing.assert_allclose(nxt.human, [-0.5, 0.0], atol=1e-6)  # parked: action ignored
+    assert bool(nxt.robot_arrived) and bool(done)
+    again, _ = game.step(nxt, la, ea)
+    np.testing.assert_allclose(again.robot, [0.0, 0.52], atol=1e-6)
+
+
+def test_arena_clips_positions():
+    game = make_hri_game({"arena_half_width": 1.0})
+    s = _state([0.95, 0.0], [0.0, -0.98])
+    nxt, _ = game.step(s, jnp.asarray([_action(0.1, 0.0)]), jnp.asarray([_action(0.0, -0.1)]))
+    np.testing.assert_allclose(nxt.robot, [1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(nxt.human, [0.0, -1.0], atol=1e-6)
+
+
+def test_reset_ranges_and_vmapped_steps():
+    game = make_hri_game()
+    states = jax.vmap(game.reset)(jax.random.split(jax.random.PRNGKey(0), 4096))
+    r, h = np.asarray(states.robot), np.asarray(states.human)
+    assert r[:, 0].min() >= -0.25 and r[:, 0].max() <= 0.25 and r[:, 1].min() >= -0.4 and r[:, 1].max() <= 0.5
+    assert h[:, 0].min() >= 0.4 and h[:, 0].max() <= 0.5 and abs(h[:, 1]).max() <= 0.25
+    actions = jnp.zeros((4096, 1), jnp.int32)
+    nxt, done = jax.jit(jax.vmap(game.step))(states, actions + 12, actions + 12)  # action 12 = (0, 0)
+    np.testing.assert_allclose(nxt.robot, states.robot)
+    assert done.shape == (4096,)
+
+
+def test_bad_options_raise():
+    with pytest.raises(ValueError, match="safe_distance"):
+        make_hri_game({"safe_distance": -1.0})
+    with pytest.raises(ValueError, match="unknown"):
+        make_hri_game({"no_such_option": 1})
+
+
+def test_true_parameters_reproduce_rewards_up_to_soft_collision():
+    game = make_hri_game()
+    theta_l, theta_e = true_parameters()
+    s = _state([0.0, 0.0], [0.6, 0.0])
+    la, ea = jnp.asarray([_action(0.0, 0.1)]), jnp.asarray([_action(-0.05, 0.0)])
+    nxt, _ = game.step(s, la, ea)
+    assert float(game.learner_features(s, la, ea, nxt) @ theta_l) == pytest.approx(
+        float(game.learner_dependent_reward(s, la, ea, nxt)), abs=1e-4)
+    assert float(game.expert_features(s, la, ea, nxt) @ theta_e) == pytest.approx(
+        float(game.expert_reward(s, la, ea, nxt)), abs=1e-4)
+
+
+def test_monte_carlo_feature_expectations_match_exact_enumeration():
+    """Small discretised version: fixed start, 4 (diagonal) actions per agent, T = 2 -> 16^2 joint paths.
+
+    Both agents start one diagonal step from their goals, so some paths terminate after the first
+    step (masking is exercised) and the agents are close enough for the proximity feature to matter.
+    """
+    options = dict(velocity_levels=2, horizon=2, discount=0.9, robot_start_low=(-0.1, 0.4),
+                   robot_start_high=(-0.1, 0.4), human_start_low=(-0.4, 0.1), human_start_high=(-0.4, 0.1))
+    game = make_hri_game(options)
+    state = init_state(jax.random.PRNGKey(3), game)
+    actor = [(w, b) for w, b in state.actor[:-1]] + [(state.actor[-1][0] * 100.0, state.actor[-1][1])]
+    # exact: enumerate every joint action sequence (vectorised over the frontier of paths).
+    s0 = game.reset(jax.random.PRNGKey(0))
+    states = jax.tree_util.tree_map(lambda x: x[None], s0)
+    prob, alive = jnp.ones(1), jnp.ones(1)
+    mu_l, mu_e = jnp.zeros(3), jnp.zeros(3)
+    pairs = jnp.asarray(list(itertools.product(range(4), range(4))))  # 16 joint actions
+    @jax.jit
+    def expand(states, prob, alive, t):
+        obs = jax.vmap(lambda st: jnp.stack(game.observations(st)))(states)  # [P, 2, 8]
+        p = jax.nn.softmax(policy_logits(game, actor, obs), axis=-1)  # [P, 2, 4]
+        rep = lambda x: jnp.repeat(x, 16, axis=0)
+        states_rep = jax.tree_util.tree_map(rep, states)
+        la, ea = jnp.tile(pairs[:, :1], (prob.shape[0], 1)), jnp.tile(pairs[:, 1:], (prob.shape[0], 1))
+        nxt, done = jax.vmap(game.step)(states_rep, la, ea)
+        q = rep(prob) * (p[:, 0, :][:, pairs[:, 0]] * p[:, 1, :][:, pairs[:, 1]]).reshape(-1)
+        weight = (q * rep(alive) * game.discount**t)[:, None]  # t is traced: γ^t
+        return nxt, q, rep(alive) * (1.0 - done), jnp.sum(weight * jax.vmap(game.learner_features)(
+            states_rep, la, ea, nxt), axis=0), jnp.sum(weight * jax.vmap(game.expert_features)(states_rep, la, ea, nxt),
+                                                       axis=0)
+
+    for t in range(game.horizon):
+        states, prob, alive, dl, de = expand(states, prob, alive, t)
+        mu_l, mu_e = mu_l + dl, mu_e + de
+    np.testing.assert_allclose(float(jnp.sum(prob)), 1.0, atol=1e-5)
+    assert 0.0 < float(jnp.sum(prob * (1 - alive))) < 1.0  # some paths terminated early
+    data = jax.jit(lambda k: rollout(k, game, make_policy(game, actor), 20000))(jax.random.PRNGKey(1))
+    mc_l, mc_e = feature_expectations(game, data)
+    np.testing.assert_allclose(mc_l, mu_l, atol=0.01)
+    np.testing.assert_allclose(mc_e, mu_e, atol=0.01)
+    assert np.abs(mu_l).max() > 0.05  # the test is not trivially comparing zeros
+
+
+def test_experiment_options_are_validated_and_figure_is_written(tmp_path):
+    from gsiirl.experiments import hri as experiment
+
+    with pytest.raises(ValueError, match="hypergradient"):
+        experiment.make_unit_runner({"hypergradient": "exact"})
+    with pytest.raises(ValueError, match="unknown"):
+        experiment.make_unit_runner({"no_such_option": 1})
+    curve = {"learner_return": [-5.0, -3.0, -2.0], "expert_return": [-9.0, -6.0, -4.0],
+             "collision_rate": [0.0, 0.3, 0.1], "goal_rate": [0.0, 0.5, 0.9]}
+    trajectory = {"trajectory_robot_x": [0.0, 0.0, 0.0], "trajectory_robot_y": [-0.4, -0.3, -0.2],
+                  "trajectory_human_x": [0.45, 0.35, 0.25], "trajectory_human_y": [0.0, 0.0, 0.0]}
+    results = {"config": {"options": {}}, "methods": {
+        "gsiirl": {"seeds": {"0": {**curve, **trajectory}}},
+        "marl": {"seeds": {"0": {k: v[-1:] for k, v in curve.items()}}}}}
+    paths = experiment.make_figure(results, tmp_path)
+    assert len(paths) == 1 and paths[0].exists() and paths[0].stat().st_size > 10_000

@@ -1,0 +1,175 @@
+"""MPE physical-deception adapter: the JAX port against Farama's mpe2 package, shapes, rewards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jaxmarl", reason="the MPE adapter steps JaxMARL's port of simple_adversary")
+simple_adversary_v3 = pytest.importorskip("mpe2.simple_adversary_v3")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from gsiirl.games import continuous, mpe  # noqa: E402
+
+AGENT_ORDER = ("adversary_0", "agent_0", "agent_1")
+
+
+def _mpe2_env(seed: int):
+    """A reset mpe2 parallel env and its raw world."""
+    env = simple_adversary_v3.parallel_env(N=2, max_cycles=mpe.EPISODE_LENGTH)
+    env.reset(seed=seed)
+    return env, env.unwrapped.world, env.unwrapped.scenario
+
+
+def _jax_state_of(world):
+    """The JaxMARL state with exactly the mpe2 world's physics."""
+    entities = list(world.agents) + list(world.landmarks)
+    positions = np.stack([e.state.p_pos for e in entities])
+    velocities = np.stack([e.state.p_vel for e in entities])
+    goal = [i for i, lm in enumerate(world.landmarks) if lm is world.agents[0].goal_a][0]
+    return mpe.make_state(positions, velocities, goal), goal
+
+
+def test_port_matches_mpe2_step_for_step():
+    """Same start state, same actions: observations and rewards agree at every one of 25 steps."""
+    step = jax.jit(mpe.step)
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        env, world, _ = _mpe2_env(seed)
+        state, _ = _jax_state_of(world)
+        key = jax.random.PRNGKey(seed)
+        for t in range(mpe.EPISODE_LENGTH):
+            actions = rng.integers(0, mpe.NUM_ACTIONS, size=3)
+            observations, rewards, terminations, truncations, _ = env.step(
+                {name: int(a) for name, a in zip(AGENT_ORDER, actions)}
+            )
+            state, observation, reward = step(key, state, jnp.int32(actions[0]), jnp.asarray(actions[1:]))
+            np.testing.assert_allclose(observation.expert, observations["adversary_0"], atol=2e-5)
+            np.testing.assert_allclose(observation.learner[0], observations["agent_0"], atol=2e-5)
+            np.testing.assert_allclose(observation.learner[1], observations["agent_1"], atol=2e-5)
+            np.testing.assert_allclose(reward.expert, rewards["adversary_0"], atol=2e-5)
+            good = reward.learner_independent + reward.learner_dependent
+            np.testing.assert_allclose(good, rewards["agent_0"], atol=2e-5)
+            np.testing.assert_allclose(good, rewards["agent_1"], atol=2e-5)
+            assert all(truncations.values()) == (t == mpe.EPISODE_LENGTH - 1)
+
+
+def test_reward_components_against_package_reward_functions():
+    """r_li + r_ld is the scenario's agent_reward, r_e its adversary_reward, r_li by hand."""
+    for seed in range(5):
+        _, world, scenario = _mpe2_env(seed)
+        state, goal = _jax_state_of(world)
+        components = mpe.reward_components(state)
+        target = world.landmarks[goal].state.p_pos
+        adversary, good0, good1 = world.agents
+        by_hand_li = -min(np.hypot(*(good0.state.p_pos - target)), np.hypot(*(good1.state.p_pos - target)))
+        by_hand_ld = np.hypot(*(adversary.state.p_pos - target))
+        np.testing.assert_allclose(components.learner_independent, by_hand_li, rtol=1e-5)
+        np.testing.assert_allclose(components.learner_dependent, by_hand_ld, rtol=1e-5)
+        np.testing.assert_allclose(components.expert, scenario.adversary_reward(adversary, world), rtol=1e-5)
+        for agent in (good0, good1):
+            np.testing.assert_allclose(
+                components.learner_independent + components.learner_dependent,
+                scenario.agent_reward(agent, world),
+                rtol=1e-5,
+                atol=1e-6,
+            )
+
+
+def test_observations_match_package_observation_function():
+    for seed in range(3):
+        _, world, scenario = _mpe2_env(seed)
+        state, _ = _jax_state_of(world)
+        observation = mpe.observe(state)
+        assert observation.expert.shape == (mpe.EXPERT_OBSERVATION_DIM,)
+        assert observation.learner.shape == (mpe.NUM_GOOD_AGENTS, mpe.LEARNER_OBSERVATION_DIM)
+        np.testing.assert_allclose(observation.expert, scenario.observation(world.agents[0], world), atol=1e-6)
+        for i in range(2):
+            np.testing.assert_allclose(
+                observation.learner[i], scenario.observation(world.agents[1 + i], world), atol=1e-6
+            )
+
+
+def test_reward_features_are_distances_from_positions():
+    _, world, _ = _mpe2_env(7)
+    state, goal = _jax_state_of(world)
+    features = mpe.reward_features(mpe.observe(state))
+    target = world.landmarks[goal].state.p_pos
+    other = world.landmarks[1 - goal].state.p_pos
+    expected = []
+    for agent in world.agents:
+        expected += [np.linalg.norm(agent.state.p_pos - target), np.linalg.norm(agent.state.p_pos - other)]
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_game_rollout_shapes_and_returns_replayed_in_mpe2():
+    """The protocol rollout's returns equal mpe2's when its actions are replayed from the same start."""
+    game = mpe.make_game()
+    num_episodes, T = 3, mpe.EPISODE_LENGTH
+    data = jax.jit(lambda k: continuous.rollout(k, game, mpe.uniform_random_policy, num_episodes))(
+        jax.random.PRNGKey(3)
+    )
+    assert data.observations.shape == (num_episodes, T, 3, 10)
+    assert data.global_observations.shape == (num_episodes, T, 28)
+    assert data.actions.shape == (num_episodes, T, 3)
+    assert data.learner_features.shape == (num_episodes, T, 6)
+    assert data.expert_reward.shape == (num_episodes, T)
+    np.testing.assert_allclose(data.alive, 1.0)  # MPE never terminates before the horizon
+    np.testing.assert_allclose(data.observations[:, 1:], data.next_observations[:, :-1])
+    np.testing.assert_allclose(data.observations[..., 2, 8:], 0.0)  # adversary's obs padded 8 -> 10
+    # the true rewards are linear in the features: r_e = -φ_0, r_ld = +φ_0
+    np.testing.assert_allclose(data.expert_reward, -data.expert_features[..., 0], atol=1e-5)
+    np.testing.assert_allclose(data.learner_dependent_reward, data.learner_features[..., 0], atol=1e-5)
+    learner_returns = (data.learner_independent_reward + data.learner_dependent_reward).sum(-1)
+    expert_returns = data.expert_reward.sum(-1)
+    for episode in range(num_episodes):
+        # start physics from good agent 0's first observation, anchored at good agent 0 = origin
+        # (rewards and observations are translation invariant; velocities start at zero)
+        first = np.asarray(data.observations[episode, 0, 0], dtype=np.float64)
+        env, world, _ = _mpe2_env(0)
+        for agent, position in zip(world.agents, (first[6:8], np.zeros(2), first[8:10])):
+            agent.state.p_pos, agent.state.p_vel = position.copy(), np.zeros(2)
+        for landmark, position in zip(world.landmarks, (first[2:4], first[4:6])):
+            landmark.state.p_pos = position.copy()
+        goal = 0 if np.allclose(first[0:2], first[2:4]) else 1
+        for agent in world.agents:
+            agent.goal_a = world.landmarks[goal]
+        learner_total, expert_total = 0.0, 0.0
+        for t in range(T):
+            good0, good1, adversary = (int(a) for a in data.actions[episode, t])
+            _, rewards, _, _, _ = env.step(dict(zip(AGENT_ORDER, (adversary, good0, good1))))
+            learner_total += rewards["agent_0"]
+            expert_total += rewards["adversary_0"]
+        np.testing.assert_allclose(learner_returns[episode], learner_total, atol=1e-3)
+        np.testing.assert_allclose(expert_returns[episode], expert_total, atol=1e-3)
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="feature_scale"):
+        mpe.make_game(feature_scale=0.0)
+    with pytest.raises(ValueError, match="positions"):
+        mpe.make_state(np.zeros((4, 2)), np.zeros((5, 2)), 0)
+
+
+def test_experiment_options_are_validated():
+    from gsiirl.experiments import mpe as experiment
+
+    bad = dict(experiment.DEFAULT_OPTIONS, warmup_cycles=3, cycles_per_train=2)
+    with pytest.raises(ValueError, match="warmup_cycles"):
+        experiment.make_backend(bad)
+    with pytest.raises(ValueError, match="discount"):
+        experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, discount=1.5))
+
+
+def test_figure_from_results(tmp_path):
+    """Figure 2 is drawn from a results dict: two panels, MARL as a line, GSIIRL as a band."""
+    from gsiirl.experiments import mpe as experiment
+
+    seeds = {str(s): {"learner_return": [1.0 + s, 2.0, 3.0], "expert_return": [-9.0, -8.0, -7.0 - s]}
+             for s in range(2)}
+    results = {"methods": {"gsiirl": {"seeds": seeds},
+                           "marl": {"seeds": {"0": {"learner_return": [4.0], "expert_return": [-6.0]}}}}}
+    (path,) = experiment.make_figure(results, tmp_path)
+    assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
