@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from _timing import median_seconds, print_table

@@ -10,7 +10,6 @@ Run: ``python benchmarks/bench_hypergradient.py``.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import jax
@@ -55,7 +54,7 @@ def time_to_95_percent(iterations, seeds):
     for name in ("spsa", "exact"):
         reached, seconds, finals = [], [], []
         for seed in range(seeds):
-            start = time.perf_counter()
+
             history = gsiirl.fit(game, hypergradient=name, outer_iters=iterations, seed=seed, **settings).history
             returns = np.array(history["learner_return"])
             start_value, final = returns[0], returns[-5:].mean()

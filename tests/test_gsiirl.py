@@ -1,6 +1,5 @@
 """GSIIRL end to end on small tabular games (Algorithm 1) and the fit API."""
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -6,7 +6,6 @@ feeds back into learning.
 
 from __future__ import annotations
 
-from functools import partial
 
 import jax
 import jax.numpy as jnp

@@ -11,7 +11,7 @@ import csv
 import io
 from pathlib import Path
 
-from gsiirl.algorithms.config import atomic_write_bytes
+from gsiirl.io.atomic import atomic_write_bytes
 
 EXPERIMENT_ORDER = ("mpe", "hri", "security")
 COLUMN_NAMES = {"mpe": "MPE", "hri": "HRI", "security": "CS"}

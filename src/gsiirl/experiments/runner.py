@@ -20,15 +20,14 @@ import importlib
 import importlib.metadata
 import json
 import math
-import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from gsiirl.experiments import EXPERIMENTS
+from gsiirl.io.atomic import atomic_write_bytes
 
 SCHEMA_VERSION = 1
 METHODS = ("gsiirl", "ma-irl", "marl")
@@ -134,19 +133,8 @@ def summarize(seeds: dict[str, dict[str, list]]) -> dict[str, dict[str, float | 
 
 def save_results(results: dict, path: Path) -> None:
     """Write ``results`` to ``path`` atomically (temp file in the same directory + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=".results-", suffix=".json.tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(results, stream, indent=1, allow_nan=False)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
+    text = json.dumps(results, indent=1, allow_nan=False)
+    atomic_write_bytes(path, text.encode())
 
 
 def _check_metric_lists(where: str, metrics) -> None:

@@ -10,7 +10,6 @@ derivative comes from automatic differentiation through the equilibrium solver.
 
 from __future__ import annotations
 
-from functools import partial
 
 import jax
 import jax.numpy as jnp

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -24,6 +22,8 @@ from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
+
+from gsiirl.io.atomic import atomic_write
 
 from gsiirl.solvers.sampling import Trajectories
 
@@ -102,18 +102,8 @@ def save_trajectories(path, trajectories, *, num_states: int, num_learner_action
         raise ValueError(f"metadata: must be JSON-serialisable with no NaN/inf ({error})") from None
 
     path = Path(path)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, header=np.frombuffer(header_text.encode("utf-8"), dtype=np.uint8),
-                                **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.remove(temp_name)
-        raise
+    header_bytes = np.frombuffer(header_text.encode("utf-8"), dtype=np.uint8)
+    atomic_write(path, lambda stream: np.savez_compressed(stream, header=header_bytes, **arrays))
     return path
 
 

@@ -23,7 +23,7 @@ class Trajectories(NamedTuple):
 @partial(jax.jit, static_argnames=("num_trajectories",))
 def _sample(key, dynamics: Dynamics, initial, policy: JointPolicy, num_trajectories: int) -> Trajectories:
     horizon = policy.learner.shape[0]
-    num_l, num_e = policy.learner.shape[2], policy.expert.shape[2]
+    num_e = policy.expert.shape[2]
     init_key, key = jax.random.split(key)
     states0 = jax.random.choice(init_key, initial.shape[0], (num_trajectories,), p=initial).astype(jnp.int32)
 
