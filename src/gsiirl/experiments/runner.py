@@ -215,6 +215,10 @@ def run_experiment(
             Every unit is saved the moment it finishes, whatever the backend.
         workers: parallel workers for "process" / a local "ray" (default 2).
     """
+    from gsiirl.experiments.parallel import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
     methods = list(dict.fromkeys(methods))
     for method in methods:
         if method not in METHODS:
