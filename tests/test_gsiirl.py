@@ -64,6 +64,14 @@ def test_special_cases_cooperative_and_competitive(game):
     assert marl["learner_return"] == pytest.approx(-marl["expert_return"], rel=1e-5)
 
 
+def test_spall_schedule_runs_and_differs(game):
+    spall = gsiirl.fit(game, outer_iters=3, seed=0, schedule="spall", **SETTINGS).history
+    theorem2 = gsiirl.fit(game, outer_iters=3, seed=0, **SETTINGS).history
+    assert np.all(np.isfinite(spall["learner_return"]))
+    assert spall["learner_return"][0] == theorem2["learner_return"][0]  # same start, same first data
+    assert spall["learner_return"][1:] != theorem2["learner_return"][1:]
+
+
 def test_ma_irl_and_marl_methods(game):
     ma_irl = gsiirl.fit(game, method="ma-irl", outer_iters=3, seed=0, **SETTINGS).history
     assert len(ma_irl["learner_return"]) == 3 and np.all(np.isfinite(ma_irl["expert_policy_kl"]))
@@ -79,6 +87,7 @@ def test_ma_irl_and_marl_methods(game):
     ({"num_trajectories": 2.5}, "num_trajectories"),
     ({"regularization": 0.0}, "regularization"),
     ({"data": "both"}, "data"),
+    ({"schedule": "cosine"}, "schedule"),
     ({"learning_rate": 0.1}, "learning_rate"),
 ])
 def test_fit_rejects_bad_options_naming_the_field(game, options, field):

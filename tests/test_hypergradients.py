@@ -122,3 +122,5 @@ def test_schedules_follow_theorem_2():
     assert schedules.inner_steps(0) == 1 and schedules.inner_steps(15) == 1 and schedules.inner_steps(16) == 2
     with pytest.raises(ValueError):
         schedules.outer_step_size(0)
+    a_k, c_k = schedules.spall_gains(4, a=0.2, c=0.3)
+    assert a_k == pytest.approx(0.2 / (10 + 4 + 1) ** 0.602) and c_k == pytest.approx(0.3 / 5 ** 0.101)

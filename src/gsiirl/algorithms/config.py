@@ -27,7 +27,9 @@ class FitConfig:
     interaction, the infinite-data limit; needs a simulated expert);
     inner_steps: t_k (None: ⌈(k+1)^{1/4}/2⌉); inner_step_size: β; outer_step_size: α_k (None:
     1/(L_f √K)); lipschitz: L_f; perturbation_scale: c in p(k) = c/k; num_spsa_samples: n_spsa;
-    lower_gradient: "lemma1" (paper) | "autodiff" (the exact gradient of eq. 1).
+    lower_gradient: "lemma1" (paper) | "autodiff" (the exact gradient of eq. 1);
+    schedule: "theorem2" (α_k = outer_step_size or 1/(L_f √K), p(k) = c/k) | "spall" (Spall's gains
+    a_k = a/(A+k+1)^0.602, c_k = c/(k+1)^0.101 with a = outer_step_size or 0.1, c = perturbation_scale).
     """
 
     equilibrium: str = "soft_nash"
@@ -44,6 +46,7 @@ class FitConfig:
     perturbation_scale: float = 1.0
     num_spsa_samples: int = 4
     lower_gradient: str = "lemma1"
+    schedule: str = "theorem2"
 
     def __post_init__(self) -> None:
         def positive(name, integer=False, allow_none=False):
@@ -70,6 +73,8 @@ class FitConfig:
             raise ValueError(f"equilibrium: expected one of {EQUILIBRIUM_MODELS}, got {self.equilibrium!r}")
         if self.data not in ("sampled", "expected"):
             raise ValueError(f"data: expected 'sampled' or 'expected', got {self.data!r}")
+        if self.schedule not in ("theorem2", "spall"):
+            raise ValueError(f"schedule: expected 'theorem2' or 'spall', got {self.schedule!r}")
         if self.lower_gradient not in ("lemma1", "autodiff"):
             raise ValueError(f"lower_gradient: expected 'lemma1' or 'autodiff', got {self.lower_gradient!r}")
 

@@ -174,7 +174,9 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
         for name, value in record.items():
             history.setdefault(name, []).append(float(value))
         if method == "gsiirl":
-            theta_l = project_to_ball(theta_l + step_l * estimate.hypergradient, config.radius)  # line 15
+            step = step_l if config.schedule == "theorem2" else schedules.spall_gains(
+                k, a=config.outer_step_size or 0.1, c=config.perturbation_scale)[0]
+            theta_l = project_to_ball(theta_l + step * estimate.hypergradient, config.radius)  # line 15
         if progress is not None:
             progress(k)
 
@@ -203,6 +205,9 @@ def _hypergradient(name, problem, expert, config: FitConfig, key, theta_l, theta
     if name == "finite_difference":
         return finite_difference_hypergradient(problem, expert, theta_l, theta_e,
                                                radius=config.radius)
-    perturbation = schedules.perturbation_size(k + 1, config.perturbation_scale)
+    if config.schedule == "spall":
+        perturbation = schedules.spall_gains(k, a=config.outer_step_size or 0.1, c=config.perturbation_scale)[1]
+    else:
+        perturbation = schedules.perturbation_size(k + 1, config.perturbation_scale)
     return _spsa_step(problem, config.lower_gradient, config.num_spsa_samples, key, theta_l, theta_e, data,
                       perturbation)
