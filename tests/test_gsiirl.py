@@ -64,6 +64,13 @@ def test_special_cases_cooperative_and_competitive(game):
     assert marl["learner_return"] == pytest.approx(-marl["expert_return"], rel=1e-5)
 
 
+def test_sequential_evaluations_give_the_vmapped_numbers(game):
+    vmapped = gsiirl.fit(game, outer_iters=2, seed=3, **SETTINGS).history
+    sequential = gsiirl.fit(game, outer_iters=2, seed=3, sequential_evaluations=True, **SETTINGS).history
+    np.testing.assert_allclose(sequential["learner_return"], vmapped["learner_return"], rtol=1e-9)
+    np.testing.assert_allclose(sequential["hypergradient_norm"], vmapped["hypergradient_norm"], rtol=1e-7)
+
+
 def test_spall_schedule_runs_and_differs(game):
     spall = gsiirl.fit(game, outer_iters=3, seed=0, schedule="spall", **SETTINGS).history
     theorem2 = gsiirl.fit(game, outer_iters=3, seed=0, **SETTINGS).history

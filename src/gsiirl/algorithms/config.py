@@ -29,7 +29,9 @@ class FitConfig:
     1/(L_f √K)); lipschitz: L_f; perturbation_scale: c in p(k) = c/k; num_spsa_samples: n_spsa;
     lower_gradient: "lemma1" (paper) | "autodiff" (the exact gradient of eq. 1);
     schedule: "theorem2" (α_k = outer_step_size or 1/(L_f √K), p(k) = c/k) | "spall" (Spall's gains
-    a_k = a/(A+k+1)^0.602, c_k = c/(k+1)^0.101 with a = outer_step_size or 0.1, c = perturbation_scale).
+    a_k = a/(A+k+1)^0.602, c_k = c/(k+1)^0.101 with a = outer_step_size or 0.1, c = perturbation_scale);
+    sequential_evaluations: run SPSA's 2 + 2n solves one at a time (memory of one solve, for very large
+    games) instead of as one vmapped batch.
     """
 
     equilibrium: str = "soft_nash"
@@ -47,6 +49,7 @@ class FitConfig:
     num_spsa_samples: int = 4
     lower_gradient: str = "lemma1"
     schedule: str = "theorem2"
+    sequential_evaluations: bool = False
 
     def __post_init__(self) -> None:
         def positive(name, integer=False, allow_none=False):
@@ -73,6 +76,8 @@ class FitConfig:
             raise ValueError(f"equilibrium: expected one of {EQUILIBRIUM_MODELS}, got {self.equilibrium!r}")
         if self.data not in ("sampled", "expected"):
             raise ValueError(f"data: expected 'sampled' or 'expected', got {self.data!r}")
+        if not isinstance(self.sequential_evaluations, bool):
+            raise ValueError(f"sequential_evaluations: expected True or False, got {self.sequential_evaluations!r}")
         if self.schedule not in ("theorem2", "spall"):
             raise ValueError(f"schedule: expected 'theorem2' or 'spall', got {self.schedule!r}")
         if self.lower_gradient not in ("lemma1", "autodiff"):

@@ -36,20 +36,29 @@ METHODS = ("gsiirl", "ma-irl", "marl")
 HYPERGRADIENTS = ("spsa", "exact", "finite_difference")
 
 
-@partial(jax.jit, static_argnames=("method",))
-def batched_evaluation(problem: LowerLevelProblem, method: str, thetas_l, thetas_e, data_occupancy):
-    """The tabular back-end of the SPSA contract: vmapped (f, ∇θe L data part, ∇θl L) over [B] pairs."""
+@partial(jax.jit, static_argnames=("method", "sequential"))
+def batched_evaluation(problem: LowerLevelProblem, method: str, thetas_l, thetas_e, data_occupancy,
+                       sequential: bool = False):
+    """The tabular back-end of the SPSA contract: (f, ∇θe L data part, ∇θl L) over [B] pairs.
+
+    ``sequential=False`` vmaps the B solves (fast); ``True`` runs them one after another with
+    ``lax.map`` (memory of one solve, for very large games).
+    """
     from gsiirl.hypergradients.types import LowerLevelEvaluation
 
-    upper, grad_l, grad_e = jax.vmap(lambda tl, te: problem.evaluate_pair(tl, te, data_occupancy, method))(
-        thetas_l, thetas_e)
+    def one(pair):
+        return problem.evaluate_pair(pair[0], pair[1], data_occupancy, method)
+
+    upper, grad_l, grad_e = (jax.lax.map(one, (thetas_l, thetas_e)) if sequential
+                             else jax.vmap(one)((thetas_l, thetas_e)))
     return LowerLevelEvaluation(upper, grad_e, grad_l)
 
 
-@partial(jax.jit, static_argnames=("method", "num_samples"))
-def _spsa_step(problem, method, num_samples, key, theta_l, theta_e, data_occupancy, perturbation):
+@partial(jax.jit, static_argnames=("method", "num_samples", "sequential"))
+def _spsa_step(problem, method, num_samples, key, theta_l, theta_e, data_occupancy, perturbation,
+               sequential: bool = False):
     def evaluate(thetas_l, thetas_e):
-        return batched_evaluation(problem, method, thetas_l, thetas_e, data_occupancy)
+        return batched_evaluation(problem, method, thetas_l, thetas_e, data_occupancy, sequential)
 
     return spsa_hypergradient(key, evaluate, theta_l, theta_e, perturbation=perturbation,
                               num_samples=num_samples, regularization=problem.regularization)
@@ -210,4 +219,4 @@ def _hypergradient(name, problem, expert, config: FitConfig, key, theta_l, theta
     else:
         perturbation = schedules.perturbation_size(k + 1, config.perturbation_scale)
     return _spsa_step(problem, config.lower_gradient, config.num_spsa_samples, key, theta_l, theta_e, data,
-                      perturbation)
+                      perturbation, config.sequential_evaluations)
