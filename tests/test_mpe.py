@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("jaxmarl", reason="the MPE adapter steps JaxMARL's port of simple_adversary")
-simple_adversary_v3 = pytest.importorskip("mpe2.simple_adversary_v3")
+# both come with the test extra (pip install -e ".[test]"); a missing one is a failure, not a skip
+import jaxmarl  # noqa: E402,F401
+from mpe2 import simple_adversary_v3  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
