@@ -37,6 +37,13 @@ class _Opaque:
     def __init__(self, model):
         self.model = model
 
+    # equal (and hashed) by the wrapped model's identity, so repeated flattening hits the jit cache
+    def __eq__(self, other):
+        return isinstance(other, _Opaque) and other.model is self.model
+
+    def __hash__(self):
+        return id(self.model)
+
 
 @jax.tree_util.register_pytree_node_class
 @dataclass(frozen=True, eq=False)
