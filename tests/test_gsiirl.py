@@ -95,8 +95,25 @@ def test_ma_irl_and_marl_methods(game):
     ({"regularization": 0.0}, "regularization"),
     ({"data": "both"}, "data"),
     ({"schedule": "cosine"}, "schedule"),
+    ({"cross_term": "both"}, "cross_term"),
     ({"learning_rate": 0.1}, "learning_rate"),
 ])
 def test_fit_rejects_bad_options_naming_the_field(game, options, field):
     with pytest.raises(ValueError, match=field):
         gsiirl.fit(game, **options)
+
+
+def test_cross_term_auto_resolves_by_expert_and_real_experts_need_fixed_data(game):
+    class LoggedExpert:  # a non-traceable (real) expert: plain Python object
+        def __init__(self):
+            self.simulator = gsiirl.SimulatedExpert(game)
+
+        def interact(self, key, learner_reward, learner_policy, num_trajectories):
+            return self.simulator.interact(key, learner_reward, learner_policy, num_trajectories)
+
+    simulated = gsiirl.fit(game, outer_iters=2, seed=0)
+    real = gsiirl.fit(game, outer_iters=2, seed=0, expert=LoggedExpert())
+    assert simulated.config["cross_term"] == "data_dependent"
+    assert real.config["cross_term"] == "fixed_data"
+    with pytest.raises(ValueError, match="cross_term"):
+        gsiirl.fit(game, outer_iters=2, seed=0, expert=LoggedExpert(), cross_term="data_dependent")

@@ -31,7 +31,11 @@ class FitConfig:
     schedule: "theorem2" (α_k = outer_step_size or 1/(L_f √K), p(k) = c/k) | "spall" (Spall's gains
     a_k = a/(A+k+1)^0.602, c_k = c/(k+1)^0.101 with a = outer_step_size or 0.1, c = perturbation_scale);
     sequential_evaluations: run SPSA's 2 + 2n solves one at a time (memory of one solve, for very large
-    games) instead of as one vmapped batch.
+    games) instead of as one vmapped batch;
+    cross_term: SPSA's estimate of Lemma 2's ∇²θlθe L — "fixed_data" (the paper's eq. 4, D(θl) held
+    fixed), "data_dependent" (the total derivative: D re-collected at θl ± pΔl; needs a traceable
+    expert such as SimulatedExpert; docs/design_decisions.md) or "auto" (data_dependent when the
+    expert is traceable, fixed_data for a real expert, whose extra interactions would cost a study).
     """
 
     equilibrium: str = "soft_nash"
@@ -50,6 +54,7 @@ class FitConfig:
     lower_gradient: str = "lemma1"
     schedule: str = "theorem2"
     sequential_evaluations: bool = False
+    cross_term: str = "auto"
 
     def __post_init__(self) -> None:
         def positive(name, integer=False, allow_none=False):
@@ -76,6 +81,8 @@ class FitConfig:
             raise ValueError(f"equilibrium: expected one of {EQUILIBRIUM_MODELS}, got {self.equilibrium!r}")
         if self.data not in ("sampled", "expected"):
             raise ValueError(f"data: expected 'sampled' or 'expected', got {self.data!r}")
+        if self.cross_term not in ("auto", "fixed_data", "data_dependent"):
+            raise ValueError(f"cross_term: expected 'auto', 'fixed_data' or 'data_dependent', got {self.cross_term!r}")
         if not isinstance(self.sequential_evaluations, bool):
             raise ValueError(f"sequential_evaluations: expected True or False, got {self.sequential_evaluations!r}")
         if self.schedule not in ("theorem2", "spall"):

@@ -11,6 +11,7 @@ Outer iteration k (paper lines 2–15):
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from functools import partial
 from typing import Callable
@@ -38,30 +39,57 @@ HYPERGRADIENTS = ("spsa", "exact", "finite_difference")
 
 @partial(jax.jit, static_argnames=("method", "sequential"))
 def batched_evaluation(problem: LowerLevelProblem, method: str, thetas_l, thetas_e, data_occupancy,
-                       sequential: bool = False):
+                       sequential: bool = False, leading_data=None):
     """The tabular back-end of the SPSA contract: (f, ∇θe L data part, ∇θl L) over [B] pairs.
 
     ``sequential=False`` vmaps the B solves (fast); ``True`` runs them one after another with
-    ``lax.map`` (memory of one solve, for very large games).
+    ``lax.map`` (memory of one solve, for very large games). ``leading_data`` [2, T, S, A_l, A_e], if
+    given, replaces ``data_occupancy`` in rows 0 and 1 (the data re-collected at θl ± pΔl for the
+    data-dependent cross term).
     """
     from gsiirl.hypergradients.types import LowerLevelEvaluation
 
-    def one(pair):
-        return problem.evaluate_pair(pair[0], pair[1], data_occupancy, method)
+    size = thetas_l.shape[0]
+    if leading_data is None:
+        datasets, index = data_occupancy[None], jnp.zeros(size, jnp.int32)
+    else:
+        datasets = jnp.concatenate([data_occupancy[None], leading_data])
+        index = jnp.zeros(size, jnp.int32).at[0].set(1).at[1].set(2)
 
-    upper, grad_l, grad_e = (jax.lax.map(one, (thetas_l, thetas_e)) if sequential
-                             else jax.vmap(one)((thetas_l, thetas_e)))
+    def one(pair):
+        return problem.evaluate_pair(pair[0], pair[1], datasets[pair[2]], method)
+
+    upper, grad_l, grad_e = (jax.lax.map(one, (thetas_l, thetas_e, index)) if sequential
+                             else jax.vmap(one)((thetas_l, thetas_e, index)))
     return LowerLevelEvaluation(upper, grad_e, grad_l)
 
 
-@partial(jax.jit, static_argnames=("method", "num_samples", "sequential"))
-def _spsa_step(problem, method, num_samples, key, theta_l, theta_e, data_occupancy, perturbation,
-               sequential: bool = False):
-    def evaluate(thetas_l, thetas_e):
-        return batched_evaluation(problem, method, thetas_l, thetas_e, data_occupancy, sequential)
+def collect_data(expert, problem: LowerLevelProblem, theta_l, theta_e, key, data: str, num_trajectories: int):
+    """D(θl) as a per-stage occupancy [T, S, A_l, A_e] from a traceable expert (inside jit)."""
+    learner_reward = problem.learner_reward_table(theta_l)
+    if data == "expected":
+        return expert.expected_data(learner_reward)
+    trajectories = expert.interact(key, learner_reward, problem.policy(theta_l, theta_e).learner, num_trajectories)
+    return empirical_occupancy(trajectories, problem.game.joint_shape, problem.game.horizon)
 
-    return spsa_hypergradient(key, evaluate, theta_l, theta_e, perturbation=perturbation,
-                              num_samples=num_samples, regularization=problem.regularization)
+
+@partial(jax.jit, static_argnames=("method", "num_samples", "sequential", "data", "num_trajectories"))
+def _spsa_step(problem, method, num_samples, key, theta_l, theta_e, data_occupancy, perturbation,
+               sequential: bool = False, expert=None, data: str = "sampled", num_trajectories: int = 1):
+    """One SPSA hypergradient. With ``expert`` (traceable, e.g. SimulatedExpert) the cross term is the
+    data-dependent one: D is re-collected at θl ± pΔl with common random numbers."""
+    spsa_key, data_key = jax.random.split(key)
+
+    def evaluate(thetas_l, thetas_e):
+        leading = None
+        if expert is not None:
+            leading = jax.vmap(lambda tl, te: collect_data(expert, problem, tl, te, data_key, data,
+                                                           num_trajectories))(thetas_l[:2], thetas_e[:2])
+        return batched_evaluation(problem, method, thetas_l, thetas_e, data_occupancy, sequential, leading)
+
+    return spsa_hypergradient(spsa_key, evaluate, theta_l, theta_e, perturbation=perturbation,
+                              num_samples=num_samples, regularization=problem.regularization,
+                              cross_term="expert_perturbation" if expert is None else "learner_perturbation")
 
 
 @partial(jax.jit, static_argnames=("method",))
@@ -76,13 +104,21 @@ def _default_model(game: TabularGame) -> LinearReward:
     return LinearReward(one_hot_features(game.joint_shape))
 
 
-def _check_options(method: str, hypergradient: str, outer_iters: int, expert) -> None:
+def _is_traceable(expert) -> bool:
+    leaves = jax.tree_util.tree_leaves(expert)
+    return bool(leaves) and not (len(leaves) == 1 and leaves[0] is expert)
+
+
+def _check_options(method: str, hypergradient: str, outer_iters: int, expert, config: FitConfig) -> None:
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     if hypergradient not in HYPERGRADIENTS:
         raise ValueError(f"hypergradient: expected one of {HYPERGRADIENTS}, got {hypergradient!r}")
     if isinstance(outer_iters, bool) or int(outer_iters) != outer_iters or outer_iters < 1:
         raise ValueError(f"outer_iters: expected a positive integer, got {outer_iters!r}")
+    if config.cross_term == "data_dependent" and hypergradient == "spsa" and not _is_traceable(expert):
+        raise ValueError("cross_term: 'data_dependent' re-collects data inside the SPSA step and needs a "
+                         "traceable (pytree) expert such as SimulatedExpert; use 'fixed_data' with a real expert")
     if hypergradient in ("exact", "finite_difference") and not hasattr(expert, "expected_data"):
         raise ValueError(f"hypergradient: {hypergradient!r} differentiates the interaction data and needs an "
                          "expert with `expected_data` (e.g. SimulatedExpert); use 'spsa' with a real expert")
@@ -126,7 +162,9 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
     config = FitConfig.from_options(**options)
     expert = expert if expert is not None else SimulatedExpert(
         game, equilibrium=config.equilibrium, temperature=config.temperature, iterations=config.iterations)
-    _check_options(method, hypergradient, outer_iters, expert)
+    if config.cross_term == "auto":
+        config = dataclasses.replace(config, cross_term="data_dependent" if _is_traceable(expert) else "fixed_data")
+    _check_options(method, hypergradient, outer_iters, expert, config)
     oracle = oracle if oracle is not None else TableOracle(game.learner_oracle)
     # The learner queries r_ld once everywhere; from here on it works with the queried table.
     queried_game = game.with_rewards(learner_oracle=query_full_table(oracle, game.joint_shape))
@@ -218,5 +256,7 @@ def _hypergradient(name, problem, expert, config: FitConfig, key, theta_l, theta
         perturbation = schedules.spall_gains(k, a=config.outer_step_size or 0.1, c=config.perturbation_scale)[1]
     else:
         perturbation = schedules.perturbation_size(k + 1, config.perturbation_scale)
+    data_dependent = config.cross_term == "data_dependent"
     return _spsa_step(problem, config.lower_gradient, config.num_spsa_samples, key, theta_l, theta_e, data,
-                      perturbation, config.sequential_evaluations)
+                      perturbation, config.sequential_evaluations, expert if data_dependent else None,
+                      config.data, config.num_trajectories)

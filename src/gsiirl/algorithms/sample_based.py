@@ -34,6 +34,7 @@ from gsiirl.rewards import project_to_ball
 from gsiirl.solvers.maddpg import MADDPGConfig, init_state, log_likelihood, make_policy, make_train
 
 METHODS = ("gsiirl", "ma-irl", "marl")
+CROSS_TERMS = ("fixed_data", "data_dependent")
 MetricsFn = Callable[[Rollout], dict]
 
 
@@ -56,6 +57,9 @@ class SampleBasedConfig:
     perturbation_floor: float = 0.0
     max_hypergradient_norm: float | None = None  # clip ‖∇F‖ before the step (Monte-Carlo SPSA is noisy)
     hypergradient_terms: str = "lemma2"  # "lemma2": ∇θl f − C H⁻¹ ∇θe f; "direct": ∇θl f only (ablation)
+    # "fixed_data": the paper's eq. 4 cross term (D(θl) held fixed); "data_dependent": the total
+    # derivative, D re-collected at θl ± pΔl (two more trainings per iteration; docs/design_decisions.md)
+    cross_term: str = "data_dependent"
     greedy_evaluation: bool = True  # metrics with deterministic (argmax) policies, as the paper
 
     def __post_init__(self) -> None:
@@ -73,6 +77,8 @@ class SampleBasedConfig:
                              f"got {self.max_hypergradient_norm}")
         if self.hypergradient_terms not in ("lemma2", "direct"):
             raise ValueError(f"hypergradient_terms: expected 'lemma2' or 'direct', got {self.hypergradient_terms!r}")
+        if self.cross_term not in CROSS_TERMS:
+            raise ValueError(f"cross_term: expected one of {list(CROSS_TERMS)}, got {self.cross_term!r}")
         if self.perturbation_floor < 0:
             raise ValueError(f"perturbation_floor: expected >= 0, got {self.perturbation_floor}")
 
@@ -159,16 +165,38 @@ class SampleBasedGSIIRL:
         expert = jnp.sum(log_probs[..., self.game.num_learner_agents:], axis=-1) * alive
         return -jnp.mean(discounted_sum(expert, self.game.discount))
 
-    def _spsa_batch_impl(self, key, state, thetas_l, thetas_e, mu_hat_l, mu_hat_e):
-        """The SPSA contract's batched evaluate: train [B] policies from one warm start, measure each."""
+    def _spsa_batch_impl(self, key, model_state, interaction_state, thetas_l, thetas_e, mu_hat_l, mu_hat_e):
+        """The SPSA contract's batched evaluate: train [B] policies from one warm start, measure each.
+
+        With ``cross_term="data_dependent"`` two more members are trained in the same batch: the
+        interaction policies (TRUE r_e) at rows 0 and 1 (θl ± pΔl), warm-started from
+        ``interaction_state``; their Monte-Carlo μ̂(D(θl ± pΔl)) replace the fixed data in those rows,
+        so the rows' ∇θe L differences give the total derivative d∇θe L/dθl.
+        """
         train_key, measure_key = jax.random.split(key)
-        states, _ = jax.vmap(self._train, in_axes=(None, None, 0))(
-            train_key, state, _params(thetas_l, thetas_e, 0.0, 0.0))
+        size = thetas_l.shape[0]
+        params = _params(thetas_l, thetas_e, 0.0, 0.0)
+        data_dependent = self.config.cross_term == "data_dependent"
+        if data_dependent:
+            interaction = _params(thetas_l[:2], thetas_e[:2], 0.0, 1.0)
+            params = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), params, interaction)
+            starts = jax.tree_util.tree_map(
+                lambda a, b: jnp.concatenate([jnp.broadcast_to(a, (size,) + a.shape),
+                                              jnp.broadcast_to(b, (2,) + b.shape)]),
+                model_state, interaction_state)
+            states, _ = jax.vmap(self._train, in_axes=(None, 0, 0))(train_key, starts, params)
+        else:
+            states, _ = jax.vmap(self._train, in_axes=(None, None, 0))(train_key, model_state, params)
         m = jax.vmap(lambda actor: self._measure_impl(measure_key, actor, False, self.config.evaluation_episodes))(
             states.actor)
+        data_l = jnp.broadcast_to(mu_hat_l, (size,) + mu_hat_l.shape)
+        data_e = jnp.broadcast_to(mu_hat_e, (size,) + mu_hat_e.shape)
+        if data_dependent:
+            data_l = data_l.at[:2].set(m["mu_l"][size:])
+            data_e = data_e.at[:2].set(m["mu_e"][size:])
         alpha = self.config.temperature
-        return LowerLevelEvaluation(m["upper_objective"], (m["mu_e"] - mu_hat_e) / alpha,  # Lemma 1
-                                    (m["mu_l"] - mu_hat_l) / alpha)  # Lemma 3
+        return LowerLevelEvaluation(m["upper_objective"][:size], (m["mu_e"][:size] - data_e) / alpha,  # Lemma 1
+                                    (m["mu_l"][:size] - data_l) / alpha)  # Lemma 3
 
     # ----------------------------------------------------------------- helpers
     def initial_parameters(self, key):
@@ -293,16 +321,18 @@ class SampleBasedGSIIRL:
                 model = _index(m, 1)
                 theta_e_used = theta_e
                 theta_e = self._inner_update(theta_e, model["mu_e"], data["mu_e"])
-            model_state = _index(states, 1)
+            interaction_state, model_state = _index(states, 0), _index(states, 1)
             # Lines 10-14: SPSA hypergradient; the 2 + 2n perturbed pairs trained as one vmapped batch
             # warm-started from the model policy, with common random numbers.
             perturbation = max(schedules.perturbation_size(k + 1, c.perturbation_scale), c.perturbation_floor)
 
-            def evaluate(thetas_l, thetas_e, state=model_state, spsa_key=keys[1], data=data):
-                return self._spsa_batch(spsa_key, state, thetas_l, thetas_e, data["mu_l"], data["mu_e"])
+            def evaluate(thetas_l, thetas_e, states=(model_state, interaction_state), spsa_key=keys[1], data=data):
+                return self._spsa_batch(spsa_key, *states, thetas_l, thetas_e, data["mu_l"], data["mu_e"])
 
-            estimate = spsa_hypergradient(keys[2], evaluate, theta_l, theta_e, perturbation=perturbation,
-                                          num_samples=c.spsa_samples, regularization=c.regularization)
+            estimate = spsa_hypergradient(
+                keys[2], evaluate, theta_l, theta_e, perturbation=perturbation, num_samples=c.spsa_samples,
+                regularization=c.regularization,
+                cross_term="learner_perturbation" if c.cross_term == "data_dependent" else "expert_perturbation")
             metrics = self.evaluation(keys[3], model_state)
             metrics.update(
                 wall_time=time.perf_counter() - start,

@@ -53,6 +53,7 @@ ALGORITHM_OPTIONS = {
     "perturbation_floor": 0.2,
     "max_hypergradient_norm": 2.0,
     "hypergradient_terms": "lemma2",  # the paper's Lemma 2; "direct" (∇θl f only) is the ablation of docs/hri.md
+    "cross_term": "data_dependent",  # Lemma 2's cross term: "data_dependent" (default) or "fixed_data" (paper, eq. 4)
     "sample_robot_start": [0.0, -0.4],  # Figure 3 (e): a start where the two paths cross
     "sample_human_start": [0.45, 0.0],
 }
@@ -89,7 +90,8 @@ def _build(frozen: tuple):
         regularization=o["regularization"], radius=o["radius"], inner_step_size=o["inner_step_size"],
         outer_step_size=o["outer_step_size"], lipschitz=o["lipschitz"], spsa_samples=o["spsa_samples"],
         perturbation_scale=o["perturbation_scale"], perturbation_floor=o["perturbation_floor"],
-        max_hypergradient_norm=o["max_hypergradient_norm"], hypergradient_terms=o["hypergradient_terms"])
+        max_hypergradient_norm=o["max_hypergradient_norm"], hypergradient_terms=o["hypergradient_terms"],
+        cross_term=o["cross_term"])
     return sample_game, SampleBasedGSIIRL(game, config, metrics_fn=make_metrics_fn(o["safe_distance"]))
 
 

@@ -43,6 +43,7 @@ DEFAULT_OPTIONS: dict = {
     "perturbation_floor": 0.2,
     "outer_step_size": 0.01,  # 0: Theorem 2's 1 / (L_f √K) with L_f = 1
     "greedy_evaluation": True,
+    "cross_term": "data_dependent",  # Lemma 2's cross term: "data_dependent" (default) or "fixed_data" (paper, eq. 4)
 }
 
 METRICS = ("learner_return", "expert_return")
@@ -96,6 +97,7 @@ def make_backend(options: dict):
         perturbation_floor=float(options["perturbation_floor"]),
         outer_step_size=float(options["outer_step_size"]) or None,
         greedy_evaluation=bool(options["greedy_evaluation"]),
+        cross_term=str(options["cross_term"]),
     )
     return SampleBasedGSIIRL(game, config)
 

@@ -38,8 +38,12 @@ def perturbation_batch(key: jax.Array, theta_l: jax.Array, theta_e: jax.Array, p
     return delta_l, delta_e, thetas_l, thetas_e
 
 
+CROSS_TERMS = ("expert_perturbation", "learner_perturbation")
+
+
 def spsa_hypergradient(key: jax.Array, evaluate: Evaluate, theta_l: jax.Array, theta_e: jax.Array, *,
-                       perturbation: float, num_samples: int = 4, regularization: float) -> HypergradientEstimate:
+                       perturbation: float, num_samples: int = 4, regularization: float,
+                       cross_term: str = "expert_perturbation") -> HypergradientEstimate:
     """SPSA estimate of ∇F = ∇θl f − ∇²θlθe L [∇²θeθe L]⁻¹ ∇θe f (Lemma 2), ascent direction.
 
     Args:
@@ -50,6 +54,12 @@ def spsa_hypergradient(key: jax.Array, evaluate: Evaluate, theta_l: jax.Array, t
         num_samples: n_spsa Hessian/gradient samples averaged (each costs two evaluations).
         regularization: λ of eq. 1; added as λI to the estimated Hessian, whose eigenvalues are then
             lifted to at least λ so that line 13's conjugate gradient is well posed.
+        cross_term: how ∇²θlθe L is estimated. "expert_perturbation" (the paper, eq. 4): differences
+            of ∇θl L between θe ± pΔe. "learner_perturbation": differences of ∇θe L between the two
+            rows θl ± pΔl (one Δl, rank one). The latter is the TOTAL derivative d∇θe L/dθl when the
+            back-end's ``evaluate`` re-collects the interaction data D(θl ± pΔl) for those two rows
+            (docs/design_decisions.md, "data-dependent cross term"); with fixed data both estimate the
+            same matrix.
     """
     if not isinstance(perturbation, jax.core.Tracer) and not perturbation > 0:
         raise ValueError(f"perturbation: expected a positive number, got {perturbation!r}")
@@ -57,6 +67,8 @@ def spsa_hypergradient(key: jax.Array, evaluate: Evaluate, theta_l: jax.Array, t
         raise ValueError(f"num_samples: expected a positive integer, got {num_samples!r}")
     if not isinstance(regularization, jax.core.Tracer) and not regularization > 0:
         raise ValueError(f"regularization: SPSA needs λ > 0 for a positive-definite Hessian, got {regularization!r}")
+    if cross_term not in CROSS_TERMS:
+        raise ValueError(f"cross_term: expected one of {list(CROSS_TERMS)}, got {cross_term!r}")
     n = int(num_samples)
     delta_l, delta_e, thetas_l, thetas_e = perturbation_batch(key, theta_l, theta_e, perturbation, n)
     out = evaluate(thetas_l, thetas_e)
@@ -71,7 +83,11 @@ def spsa_hypergradient(key: jax.Array, evaluate: Evaluate, theta_l: jax.Array, t
     diff_e = (out.expert_loss_gradient[2:2 + n] - out.expert_loss_gradient[2 + n:]) / (2 * perturbation)  # [n, d_e]
     diff_l = (out.learner_loss_gradient[2:2 + n] - out.learner_loss_gradient[2 + n:]) / (2 * perturbation)  # [n, d_l]
     hessian_data = jnp.einsum("ni,nj->ij", diff_e, inverse_e) / n  # rows of eq. 4, averaged
-    cross = jnp.einsum("ni,nj->ij", diff_l, inverse_e) / n  # [d_l, d_e]
+    if cross_term == "expert_perturbation":
+        cross = jnp.einsum("ni,nj->ij", diff_l, inverse_e) / n  # [d_l, d_e]
+    else:
+        diff_e_by_l = (out.expert_loss_gradient[0] - out.expert_loss_gradient[1]) / (2 * perturbation)  # [d_e]
+        cross = inverse_l[:, None] * diff_e_by_l[None, :]  # [d_l, d_e]
     identity = jnp.eye(theta_e.shape[0], dtype=theta_e.dtype)
     hessian = lift_to_positive_definite(hessian_data + regularization * identity, regularization)
     solve = conjugate_gradient(hessian, grad_e_f)  # line 13
