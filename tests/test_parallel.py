@@ -66,3 +66,14 @@ def test_reproduce_resumes_what_is_on_disk(tmp_path):
     reproduce(tmp_path, quick=True, run=fake_run, echo=lambda *_: None)
     assert calls == [("mpe", False), ("hri", False), ("security", False), ("mpe", True), ("hri", True), ("security", True)]
     assert (tmp_path / "table1.md").exists() and (tmp_path / "table1.csv").exists()
+
+
+def test_table1_says_whether_each_method_is_within_noise_of_marl():
+    results = {name: _fake_results(1.0) for name in ("mpe", "hri", "security")}
+    far = {"learner_return": {"mean": 2.2, "std": 0.5, "n": 2}, "expert_return": {"mean": -1.2, "std": 0.25, "n": 2}}
+    results["hri"]["methods"]["gsiirl"]["final"] = far  # learner gap 1.2 > 0.5; expert gap 0.2 ≤ 0.25
+    markdown, _ = build_table(results)
+    row = next(line for line in markdown.splitlines() if line.startswith("| GSIIRL |") and "yes" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    # columns: MPE, HRI, CS learner, then MPE, HRI, CS expert
+    assert cells == ["yes (+0.00)", "NO (+1.20)", "yes (+0.00)", "yes (+0.00)", "yes (-0.20)", "yes (+0.00)"]

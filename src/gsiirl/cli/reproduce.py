@@ -60,8 +60,9 @@ def build_table(results_by_experiment: dict[str, dict]) -> tuple[str, str]:
     lines = []
     for player in ("learner", "expert"):
         lines.append(f"\n**{player.capitalize()}** (ours | paper)\n")
-        lines.append("| | " + " | ".join(COLUMN_NAMES[e] for e in EXPERIMENT_ORDER) + " |")
-        lines.append("|---|" + "---|" * len(EXPERIMENT_ORDER))
+        lines.append("| | " + " | ".join(f"{COLUMN_NAMES[e]} ours | {COLUMN_NAMES[e]} paper" for e in EXPERIMENT_ORDER)
+                     + " |")
+        lines.append("|---|" + "---|" * (2 * len(EXPERIMENT_ORDER)))
         for method, label in METHOD_ROWS:
             cells = []
             for experiment in EXPERIMENT_ORDER:
@@ -69,10 +70,32 @@ def build_table(results_by_experiment: dict[str, dict]) -> tuple[str, str]:
                            and r["experiment"] == COLUMN_NAMES[experiment])
                 cells.append(f"{fmt(row['mean'], row['std'])} | {fmt(row['paper_mean'], row['paper_std'])}")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "**Within noise of MARL?** (ours: |method − MARL| ≤ the larger of the two stds; "
+              "the issues' acceptance criterion)", "",
+              "| | " + " | ".join(f"{COLUMN_NAMES[e]} {p}" for p in ("learner", "expert") for e in EXPERIMENT_ORDER)
+              + " |", "|---|" + "---|" * (2 * len(EXPERIMENT_ORDER))]
+    for method, label in METHOD_ROWS[1:]:
+        cells = [_verdict(rows, player, label, COLUMN_NAMES[e]) for player in ("learner", "expert")
+                 for e in EXPERIMENT_ORDER]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     markdown = ("# Table 1 — cumulative ground-truth reward, final iteration (mean ± std over seeds)\n"
                 "Each cell: ours | the paper's. Environments are under-specified in the paper, so absolute "
                 "numbers differ; compare each method with MARL in the same column.\n" + "\n".join(lines) + "\n")
     return markdown, buffer.getvalue()
+
+
+def _verdict(rows: list[dict], player: str, label: str, column: str) -> str:
+    """'yes (gap)' / 'NO (gap)' for |method − MARL| ≤ max(std_method, std_MARL); '—' if missing."""
+    def find(method_label):
+        return next(r for r in rows if r["player"] == player and r["method"] == method_label
+                    and r["experiment"] == column)
+
+    ours, marl = find(label), find("MARL")
+    if ours["mean"] is None or marl["mean"] is None:
+        return "—"
+    gap = ours["mean"] - marl["mean"]
+    within = abs(gap) <= max(ours["std"], marl["std"])
+    return f"{'yes' if within else 'NO'} ({gap:+.2f})"
 
 
 def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDER, show_progress: bool = True,
@@ -92,6 +115,8 @@ def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDE
              + (" [resuming]" if resume else ""))
         results[experiment] = run(experiment, methods=None, seeds=seeds, iters=iterations, out=target,
                                   resume=resume, show_progress=show_progress, echo=echo)
+        for figure in sorted(target.glob("figure*.png")):  # Figures 2-4 side by side with the table
+            atomic_write_bytes(out_dir / figure.name, figure.read_bytes())
     markdown, csv_text = build_table(results)
     atomic_write_bytes(out_dir / "table1.md", markdown.encode())
     atomic_write_bytes(out_dir / "table1.csv", csv_text.encode())
