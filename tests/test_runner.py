@@ -52,6 +52,11 @@ def test_summarize_by_hand():
     assert final["y"] == {"mean": None, "std": None, "n": 0}
 
 
+def test_summarize_skips_sample_trajectories():
+    final = summarize({"0": {"x": [1.0], "trajectory_robot_x": [0.0, 0.1, 0.2]}})
+    assert set(final) == {"x"}
+
+
 def test_merge_options_coerces_and_rejects():
     merged = merge_options({"a": 1, "b": 0.5, "c": "x", "d": None, "e": False}, {"a": "3", "b": "2", "d": "null", "e": "true"})
     assert merged == {"a": 3, "b": 2.0, "c": "x", "d": None, "e": True}

@@ -117,9 +117,12 @@ def _clean_metrics(metrics: dict) -> dict[str, list]:
 
 
 def summarize(seeds: dict[str, dict[str, list]]) -> dict[str, dict[str, float | int | None]]:
-    """Mean ± std over seeds of each metric's last finite value (``ddof=0``)."""
+    """Mean ± std over seeds of each metric's last finite value (``ddof=0``).
+
+    Per-unit series that are not per-iteration metrics (keys starting ``trajectory_``, e.g. the HRI
+    sample trajectory's coordinates) are not summarised."""
     final: dict[str, dict] = {}
-    keys = sorted({key for metrics in seeds.values() for key in metrics})
+    keys = sorted({key for metrics in seeds.values() for key in metrics if not key.startswith("trajectory_")})
     for key in keys:
         ordered = [seeds[seed] for seed in sorted(seeds, key=int)]  # summation order independent of resumes
         last = [metrics[key][-1] for metrics in ordered if key in metrics and metrics[key]]
