@@ -103,6 +103,12 @@ def test_reward_features_are_distances_from_positions():
     for agent in world.agents:
         expected += [np.linalg.norm(agent.state.p_pos - target), np.linalg.norm(agent.state.p_pos - other)]
     np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
+    game = mpe.make_game(feature_scale=1.0, expert_features="adversary")
+    own = game.expert_features(state, None, None, state)
+    assert game.expert_feature_size == 2
+    np.testing.assert_allclose(own, expected[:2], rtol=1e-5, atol=1e-6)
+    # the true adversary reward is representable: r_e = scale · φ_e·(−1, 0)
+    np.testing.assert_allclose(game.expert_reward(state, None, None, state), -own[0], rtol=1e-5, atol=1e-6)
 
 
 def test_game_rollout_shapes_and_returns_replayed_in_mpe2():
@@ -150,6 +156,8 @@ def test_game_rollout_shapes_and_returns_replayed_in_mpe2():
 def test_bad_input_raises():
     with pytest.raises(ValueError, match="feature_scale"):
         mpe.make_game(feature_scale=0.0)
+    with pytest.raises(ValueError, match="expert_features"):
+        mpe.make_game(expert_features="good")
     with pytest.raises(ValueError, match="positions"):
         mpe.make_state(np.zeros((4, 2)), np.zeros((5, 2)), 0)
 

@@ -43,6 +43,7 @@ DEFAULT_OPTIONS: dict = {
     "perturbation_floor": 0.2,
     "outer_step_size": 0.01,  # 0: Theorem 2's 1 / (L_f √K) with L_f = 1
     "greedy_evaluation": True,
+    "expert_features": "all",  # expert reward model's features: "all" six or the "adversary"'s own two
     "cross_term": "data_dependent",  # Lemma 2's cross term: "data_dependent" (default) or "fixed_data" (paper, eq. 4)
 }
 
@@ -73,7 +74,8 @@ def make_backend(options: dict):
     from gsiirl.solvers.maddpg import MADDPGConfig
 
     _check_options(options)
-    game = mpe.make_game(feature_scale=float(options["feature_scale"]), discount=float(options["discount"]))
+    game = mpe.make_game(feature_scale=float(options["feature_scale"]), discount=float(options["discount"]),
+                         expert_features=str(options["expert_features"]))
     maddpg = MADDPGConfig(
         hidden=int(options["hidden"]),
         actor_learning_rate=float(options["learning_rate"]),

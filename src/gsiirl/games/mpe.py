@@ -193,6 +193,14 @@ def _features(state, learner_actions, expert_actions, next_state) -> jax.Array:
     return reward_features(observe(next_state))
 
 
+def _adversary_features(state, learner_actions, expert_actions, next_state) -> jax.Array:
+    """[2]: the adversary's own distances to the target and non-target landmarks (φ_0, φ_1)."""
+    return reward_features(observe(next_state))[..., 0:2]
+
+
+EXPERT_FEATURE_SETS = ("all", "adversary")
+
+
 def _reward_component(name: str):
     def reward(state, learner_actions, expert_actions, next_state) -> jax.Array:
         return getattr(reward_components(next_state), name)
@@ -201,7 +209,7 @@ def _reward_component(name: str):
     return reward
 
 
-def make_game(feature_scale: float = 2.0, discount: float = 0.95):
+def make_game(feature_scale: float = 2.0, discount: float = 0.95, expert_features: str = "all"):
     """simple_adversary as a :class:`gsiirl.games.continuous.ContinuousGame`.
 
     Agents: good 0, good 1 (learner team), adversary (expert). Horizon 25, 5 actions each,
@@ -212,6 +220,9 @@ def make_game(feature_scale: float = 2.0, discount: float = 0.95):
     time step, and with γ = 1 their bootstrapped targets past the 25-step horizon drift without bound;
     measured: adversary ≈ −26 with γ = 1 against ≈ −14 with γ = 0.95 after the same training).
     Reported returns are undiscounted sums over the 25 steps, as MPE reports them.
+    ``expert_features``: "all" (the six features) or "adversary" (only the adversary's own two
+    distances; the true r_e is θe = (−1/scale, 0)): the expert's reward model then has no weights on
+    the good agents' distances, which the adversary barely controls (docs/mpe.md).
     """
     from gsiirl.games.continuous import ContinuousGame, validate_game
 
@@ -219,6 +230,9 @@ def make_game(feature_scale: float = 2.0, discount: float = 0.95):
         raise ValueError(f"feature_scale: expected a positive number, got {feature_scale!r}")
     if not 0.0 < discount <= 1.0:
         raise ValueError(f"discount: expected 0 < γ <= 1, got {discount!r}")
+    if expert_features not in EXPERT_FEATURE_SETS:
+        raise ValueError(f"expert_features: expected one of {list(EXPERT_FEATURE_SETS)}, got {expert_features!r}")
+    own_only = expert_features == "adversary"
     make_environment()
     return validate_game(
         ContinuousGame(
@@ -230,7 +244,7 @@ def make_game(feature_scale: float = 2.0, discount: float = 0.95):
             horizon=EPISODE_LENGTH,
             discount=float(discount),
             learner_feature_size=NUM_REWARD_FEATURES,
-            expert_feature_size=NUM_REWARD_FEATURES,
+            expert_feature_size=2 if own_only else NUM_REWARD_FEATURES,
             reset=lambda key: reset(key)[0],
             step=_step_for_protocol,
             observations=_observations_for_protocol,
@@ -239,7 +253,7 @@ def make_game(feature_scale: float = 2.0, discount: float = 0.95):
             learner_dependent_reward=_reward_component("learner_dependent"),
             expert_reward=_reward_component("expert"),
             learner_features=_features,
-            expert_features=_features,
+            expert_features=_adversary_features if own_only else _features,
             learner_reward_scale=float(feature_scale),
             expert_reward_scale=float(feature_scale),
         )
