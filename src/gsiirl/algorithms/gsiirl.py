@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from gsiirl.algorithms import schedules
 from gsiirl.algorithms.config import FitConfig, FitResult
 from gsiirl.algorithms.interaction import Expert, Oracle, SimulatedExpert, TableOracle, query_full_table
-from gsiirl.algorithms.lower_level import LowerLevelProblem, inner_loop
+from gsiirl.algorithms.lower_level import LowerLevelProblem, _is_pytree, inner_loop
 from gsiirl.algorithms.tabular_metrics import iteration_metrics
 from gsiirl.games.tabular import TabularGame
 from gsiirl.hypergradients.exact import exact_hypergradient
@@ -104,11 +104,6 @@ def _default_model(game: TabularGame) -> LinearReward:
     return LinearReward(one_hot_features(game.joint_shape))
 
 
-def _is_traceable(expert) -> bool:
-    leaves = jax.tree_util.tree_leaves(expert)
-    return bool(leaves) and not (len(leaves) == 1 and leaves[0] is expert)
-
-
 def _check_options(method: str, hypergradient: str, outer_iters: int, expert, config: FitConfig) -> None:
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
@@ -116,7 +111,7 @@ def _check_options(method: str, hypergradient: str, outer_iters: int, expert, co
         raise ValueError(f"hypergradient: expected one of {HYPERGRADIENTS}, got {hypergradient!r}")
     if isinstance(outer_iters, bool) or int(outer_iters) != outer_iters or outer_iters < 1:
         raise ValueError(f"outer_iters: expected a positive integer, got {outer_iters!r}")
-    if config.cross_term == "data_dependent" and hypergradient == "spsa" and not _is_traceable(expert):
+    if config.cross_term == "data_dependent" and hypergradient == "spsa" and not _is_pytree(expert):
         raise ValueError("cross_term: 'data_dependent' re-collects data inside the SPSA step and needs a "
                          "traceable (pytree) expert such as SimulatedExpert; use 'fixed_data' with a real expert")
     if hypergradient in ("exact", "finite_difference") and not hasattr(expert, "expected_data"):
@@ -163,7 +158,7 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
     expert = expert if expert is not None else SimulatedExpert(
         game, equilibrium=config.equilibrium, temperature=config.temperature, iterations=config.iterations)
     if config.cross_term == "auto":
-        config = dataclasses.replace(config, cross_term="data_dependent" if _is_traceable(expert) else "fixed_data")
+        config = dataclasses.replace(config, cross_term="data_dependent" if _is_pytree(expert) else "fixed_data")
     _check_options(method, hypergradient, outer_iters, expert, config)
     oracle = oracle if oracle is not None else TableOracle(game.learner_oracle)
     # The learner queries r_ld once everywhere; from here on it works with the queried table.
