@@ -29,7 +29,7 @@ DEFAULT_OPTIONS: dict = {
     "num_envs": 64,
     "learning_rate": 3e-3,
     "updates_per_cycle": 32,
-    "policy_temperature": 0.01,  # MADDPG entropy bonus
+    "policy_temperature": 0.05,  # MADDPG entropy bonus; 0.01 collapses policies that then never recover (docs/mpe.md)
     "actor_gradient": "expected",
     "cycles_per_train": 4,  # MADDPG cycles per warm-started fine-tune (one per outer step / inner step)
     "warmup_cycles": 160,  # MADDPG cycles from scratch before the first outer iteration
