@@ -178,3 +178,25 @@ def test_experiment_options_are_validated_and_figure_is_written(tmp_path):
         "marl": {"seeds": {"0": {k: v[-1:] for k, v in curve.items()}}}}}
     paths = experiment.make_figure(results, tmp_path)
     assert len(paths) == 1 and paths[0].exists() and paths[0].stat().st_size > 10_000
+
+
+def test_sample_outcomes_check_collisions_segment_wise_and_goal_arrival():
+    from gsiirl.experiments import hri as experiment
+
+    options = {**experiment.DEFAULT_OPTIONS, "safe_distance": 0.15, "goal_radius": 0.05,
+               "robot_goal": [0.0, 0.5], "human_goal": [-0.5, 0.0]}
+    # Seed 0: the agents swap sides through the same point; both endpoints are 0.4 apart, but
+    # mid-step they meet (a collision only a segment-wise check sees). Both reach their goals.
+    crossing = {"trajectory_robot_x": [0.0, 0.0, 0.0], "trajectory_robot_y": [-0.2, 0.2, 0.5],
+                "trajectory_human_x": [0.0, 0.0, -0.5], "trajectory_human_y": [0.2, -0.2, 0.0]}
+    # Seed 1: far apart all the time, both arrive exactly on their goals.
+    safe = {"trajectory_robot_x": [0.3, 0.0], "trajectory_robot_y": [0.5, 0.5],
+            "trajectory_human_x": [-0.5, -0.5], "trajectory_human_y": [-0.3, 0.0]}
+    # Seed 2: safe, but the human stops 0.0707 from its goal (outside the 0.05 disc).
+    short = {**safe, "trajectory_human_x": [-0.5, -0.55], "trajectory_human_y": [-0.3, -0.05]}
+    outcomes = experiment.sample_outcomes({"2": short, "0": crossing, "1": safe}, options)
+    assert list(outcomes) == ["0", "1", "2"]
+    assert outcomes["0"]["min_distance"] < 1e-6 and not outcomes["0"]["safe"] and outcomes["0"]["both_goals"]
+    assert outcomes["1"]["safe"] and outcomes["1"]["both_goals"]
+    np.testing.assert_allclose(outcomes["1"]["min_distance"], np.hypot(0.5, 0.5), rtol=1e-6)
+    assert outcomes["2"]["safe"] and not outcomes["2"]["both_goals"]

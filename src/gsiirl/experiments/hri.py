@@ -143,14 +143,15 @@ def make_unit_runner(options: dict):
 
 
 def make_figure(results: dict, out_dir: Path) -> list[Path]:
-    """Figure 3: (a) robot return, (b) human return, (c) collision rate, (d) goal rate, (e) a sample
-    GSIIRL trajectory with goal discs, (f) robot–human distance over it with the safe distance."""
+    """Figure 3: (a) robot return, (b) human return, (c) collision rate, (d) goal rate, (e) every seed's
+    greedy GSIIRL trajectory from the crossing start with goal discs and the count that reach both goals
+    without collision, (f) robot–human distance over them with the safe distance."""
     import matplotlib.pyplot as plt
 
     from gsiirl.experiments.figures import plot_methods, save_figure
 
     options = {**DEFAULT_OPTIONS, **results.get("config", {}).get("options", {})}
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    fig, axes = plt.subplots(2, 3, figsize=(15, 9), layout="constrained")
     panels = [("learner_return", "(a) robot (learner) return", "cumulative true reward"),
               ("expert_return", "(b) human (expert) return", "cumulative true reward"),
               ("collision_rate", "(c) collision rate", "rate"),
@@ -162,26 +163,57 @@ def make_figure(results: dict, out_dir: Path) -> list[Path]:
     for center, color, label in ((options["robot_goal"], "tab:blue", "robot goal"),
                                  (options["human_goal"], "tab:red", "human goal")):
         traj_ax.add_patch(plt.Circle(tuple(center), options["goal_radius"], color=color, alpha=0.3, label=label))
-    if seeds:
-        m = seeds[sorted(seeds, key=int)[0]]
-        robot = np.stack([m["trajectory_robot_x"], m["trajectory_robot_y"]], axis=1)
-        human = np.stack([m["trajectory_human_x"], m["trajectory_human_y"]], axis=1)
-        traj_ax.plot(robot[:, 0], robot[:, 1], "o-", color="tab:blue", ms=3, label="robot")
-        traj_ax.plot(human[:, 0], human[:, 1], "s-", color="tab:red", ms=3, label="human")
-        dist_ax.plot(np.linalg.norm(robot - human, axis=1), "k.-", label="robot–human distance")
+    # Every seed's greedy trajectory from the same crossing start: no seed is singled out.
+    outcomes = sample_outcomes(seeds, options)
+    for index, (seed, outcome) in enumerate(outcomes.items()):
+        robot, human = outcome["robot"], outcome["human"]
+        label = index == 0
+        traj_ax.plot(robot[:, 0], robot[:, 1], "o-", color="tab:blue", ms=2, lw=1, alpha=0.6,
+                     label="robot (each seed)" if label else None)
+        traj_ax.plot(human[:, 0], human[:, 1], "s-", color="tab:red", ms=2, lw=1, alpha=0.6,
+                     label="human (each seed)" if label else None)
+        dist_ax.plot(np.linalg.norm(robot - human, axis=1), ".-", color="k" if outcome["safe"] else "tab:orange",
+                     alpha=0.6, label=None)
     dist_ax.axhline(options["safe_distance"], color="tab:red", linestyle="--", label="safe distance")
-    traj_ax.set_title(f"(e) sample trajectory ({method})")
+    safe = sum(o["safe"] and o["both_goals"] for o in outcomes.values())
+    traj_ax.set_title(f"(e) greedy trajectories, {method}: {safe}/{len(outcomes)} seeds reach\n"
+                      "both goals without collision", fontsize=10)
     traj_ax.set_aspect("equal")
     traj_ax.set_xlabel("x")
     traj_ax.set_ylabel("y")
     traj_ax.legend(fontsize=8)
-    dist_ax.set_title("(f) distance over the sample trajectory")
+    dist_ax.set_title("(f) robot–human distance (orange: a collision)")
     dist_ax.set_xlabel("time step")
     dist_ax.set_ylabel("distance")
     dist_ax.legend(fontsize=8)
     for ax in (traj_ax, dist_ax):
         ax.grid(alpha=0.3)
     return [save_figure(fig, Path(out_dir) / "figure3_hri.png")]
+
+
+def sample_outcomes(seeds: dict, options: dict) -> dict[str, dict]:
+    """Per seed: the stored sample trajectory ([T+1, 2] robot and human points), whether it stays
+    at least ``safe_distance`` apart on every step (segment-wise, as the collision metric) and
+    whether both agents reach their goal discs."""
+    import jax
+    import jax.numpy as jnp
+
+    from gsiirl.games.hri import segment_min_distance
+
+    outcomes = {}
+    for seed in sorted(seeds, key=int):
+        m = seeds[seed]
+        robot = np.stack([m["trajectory_robot_x"], m["trajectory_robot_y"]], axis=1)
+        human = np.stack([m["trajectory_human_x"], m["trajectory_human_y"]], axis=1)
+        closest = float(np.min(jax.vmap(segment_min_distance)(robot[:-1], human[:-1], robot[1:], human[1:]))) \
+            if len(robot) > 1 else float(np.linalg.norm(robot[0] - human[0]))
+        # Arrival exactly as the game decides it (float32 distance <= goal radius at a step's end).
+        reached = lambda path, goal: bool(jnp.any(jnp.linalg.norm(
+            jnp.asarray(path, jnp.float32) - jnp.asarray(goal, jnp.float32), axis=1) <= options["goal_radius"]))
+        outcomes[seed] = dict(robot=robot, human=human, min_distance=closest,
+                              safe=closest >= options["safe_distance"],
+                              both_goals=reached(robot, options["robot_goal"]) and reached(human, options["human_goal"]))
+    return outcomes
 
 
 def _sample_source(results: dict):
@@ -194,4 +226,4 @@ def _sample_source(results: dict):
     return "none", {}
 
 
-__all__ = ["DEFAULT_OPTIONS", "make_unit_runner", "make_figure", "make_metrics_fn"]
+__all__ = ["DEFAULT_OPTIONS", "make_unit_runner", "make_figure", "make_metrics_fn", "sample_outcomes"]
