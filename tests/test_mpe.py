@@ -182,3 +182,19 @@ def test_figure_from_results(tmp_path):
                            "marl": {"seeds": {"0": {"learner_return": [4.0], "expert_return": [-6.0]}}}}}
     (path,) = experiment.make_figure(results, tmp_path)
     assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_band_with_seed_lines_draws_every_seed_and_the_mean():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from gsiirl.experiments.figures import plot_band
+
+    curves = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0], [-50.0, -50.0, -50.0]])  # one outlier seed
+    fig, ax = plt.subplots()
+    plot_band(ax, curves, label="GSIIRL", color="tab:blue", show_seeds=True)
+    lines = [line.get_ydata() for line in ax.get_lines()]
+    assert len(lines) == 4  # three seeds + the mean
+    np.testing.assert_allclose(lines[2], [-50.0, -50.0, -50.0])
+    np.testing.assert_allclose(lines[-1], curves.mean(axis=0))
+    plt.close(fig)

@@ -77,3 +77,16 @@ def test_table1_says_whether_each_method_is_within_noise_of_marl():
     cells = [c.strip() for c in row.strip("|").split("|")][1:]
     # columns: MPE, HRI, CS learner, then MPE, HRI, CS expert
     assert cells == ["yes (+0.00)", "NO (+1.20)", "yes (+0.00)", "yes (+0.00)", "yes (-0.20)", "yes (+0.00)"]
+
+
+def test_table1_also_gives_the_strict_verdict_against_marls_own_std():
+    results = {name: _fake_results(1.0) for name in ("mpe", "hri", "security")}
+    # GSIIRL on MPE: a large own std (an outlier seed) makes the lenient verdict pass, the strict one fail.
+    results["mpe"]["methods"]["gsiirl"]["final"] = {"learner_return": {"mean": 3.0, "std": 4.0, "n": 2},
+                                                    "expert_return": {"mean": -1.1, "std": 0.5, "n": 2}}
+    markdown, _ = build_table(results)
+    lenient, strict = markdown.split("**Within MARL's own std?**")
+    row = lambda text: [c.strip() for c in next(line for line in text.splitlines()
+                                                if line.startswith("| GSIIRL |") and "yes" in line).strip("|").split("|")][1:]
+    assert row(lenient)[0] == "yes (+2.00)" and row(strict)[0] == "NO (+2.00)"
+    assert row(lenient)[3] == "yes (-0.10)" and row(strict)[3] == "yes (-0.10)"  # 0.1 ≤ MARL's 0.25

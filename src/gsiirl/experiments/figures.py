@@ -39,14 +39,19 @@ def seed_curves(results: dict, method: str, metric: str) -> np.ndarray:
     return curves
 
 
-def plot_band(ax, curves: np.ndarray, *, label: str, color: str, alpha: float = 0.2) -> None:
-    """Mean over seeds (line) ± one standard deviation (band) against iterations 1..K."""
+def plot_band(ax, curves: np.ndarray, *, label: str, color: str, alpha: float = 0.2,
+              show_seeds: bool = False) -> None:
+    """Mean over seeds (line) ± one standard deviation (band) against iterations 1..K; with
+    ``show_seeds`` every seed's curve is drawn too (thin lines), so an outlier seed is visible as such."""
     if curves.size == 0:
         return
     with np.errstate(invalid="ignore"), _quiet_nan_warnings():
         mean = np.nanmean(curves, axis=0)
         std = np.nanstd(curves, axis=0)
     iterations = np.arange(1, curves.shape[1] + 1)
+    if show_seeds:
+        for curve in curves:
+            ax.plot(iterations, curve, color=color, alpha=0.3, linewidth=0.6)
     ax.plot(iterations, mean, color=color, label=label)
     ax.fill_between(iterations, mean - std, mean + std, color=color, alpha=alpha, linewidth=0)
 
@@ -63,8 +68,9 @@ def plot_reference_line(ax, values: np.ndarray, *, label: str, color: str = "bla
         ax.axhspan(mean - std, mean + std, color=color, alpha=alpha, linewidth=0)
 
 
-def plot_methods(ax, results: dict, metric: str, *, title: str, ylabel: str) -> None:
-    """Learning methods as bands over iterations; methods with one value per seed as horizontal lines."""
+def plot_methods(ax, results: dict, metric: str, *, title: str, ylabel: str, show_seeds: bool = False) -> None:
+    """Learning methods as bands over iterations (``show_seeds``: plus one thin line per seed); methods
+    with one value per seed as horizontal lines."""
     for method in ("gsiirl", "ma-irl", "marl"):
         curves = seed_curves(results, method, metric)
         if curves.size == 0:
@@ -73,7 +79,7 @@ def plot_methods(ax, results: dict, metric: str, *, title: str, ylabel: str) -> 
         if curves.shape[1] == 1:
             plot_reference_line(ax, curves[:, 0], label=style["label"], color=style["color"])
         else:
-            plot_band(ax, curves, label=style["label"], color=style["color"])
+            plot_band(ax, curves, label=style["label"], color=style["color"], show_seeds=show_seeds)
     ax.set_title(title)
     ax.set_xlabel("iteration")
     ax.set_ylabel(ylabel)

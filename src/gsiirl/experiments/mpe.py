@@ -123,13 +123,17 @@ def make_unit_runner(options: dict) -> Callable[[str, int, int, Callable[[int], 
 
 
 def make_figure(results: dict, out_dir: Path) -> list[Path]:
-    """Figure 2: agents' (learner team) return and adversary's return vs outer iteration."""
+    """Figure 2: agents' (learner team) return and adversary's return vs outer iteration (mean ± std
+    bands, thin per-seed lines, MARL as horizontal lines)."""
     import matplotlib.pyplot as plt
 
     from gsiirl.experiments.figures import plot_methods, save_figure
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    plot_methods(left, results, "learner_return", title="Agents' reward", ylabel="cumulative true reward")
-    plot_methods(right, results, "expert_return", title="Adversary's reward", ylabel="cumulative true reward")
+    # Thin lines: every seed (a seed whose adversary stays far away shows as an outlier, not as noise).
+    plot_methods(left, results, "learner_return", title="Agents' reward", ylabel="cumulative true reward",
+                 show_seeds=True)
+    plot_methods(right, results, "expert_return", title="Adversary's reward", ylabel="cumulative true reward",
+                 show_seeds=True)
     fig.suptitle("MPE physical deception (simple_adversary)")
     return [save_figure(fig, Path(out_dir) / "figure2_mpe.png")]
