@@ -47,7 +47,7 @@ ALGORITHM_OPTIONS = {
     "radius": 1.5,
     "inner_step_size": 0.05,
     "outer_step_size": None,
-    "lipschitz": 3.0,
+    "lipschitz": 1.5,  # α = 1/(L_f √K) = 0.067 for K = 100 (3.0: seeds that start rewarding collisions took ≈ 80 iterations)
     "spsa_samples": 2,
     "perturbation_scale": 1.0,
     "perturbation_floor": 0.2,
