@@ -198,3 +198,19 @@ def test_band_with_seed_lines_draws_every_seed_and_the_mean():
     np.testing.assert_allclose(lines[2], [-50.0, -50.0, -50.0])
     np.testing.assert_allclose(lines[-1], curves.mean(axis=0))
     plt.close(fig)
+
+
+def test_importing_jaxmarl_through_gsiirl_keeps_output_redirection(tmp_path):
+    """jaxmarl 0.2 resets sys.stdout to sys.__stdout__ on import; gsiirl's import restores the stream."""
+    import subprocess
+    import sys
+
+    script = ("import contextlib, io, sys\n"
+              "buffer = io.StringIO()\n"
+              "with contextlib.redirect_stdout(buffer):\n"
+              "    from gsiirl.games import mpe\n"
+              "    mpe.import_jaxmarl()\n"
+              "    print('still captured')\n"
+              "sys.stderr.write('captured=' + repr(buffer.getvalue().strip().splitlines()[-1:]))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert "captured=['still captured']" in result.stderr, result.stderr[-2000:]

@@ -40,15 +40,31 @@ ADVERSARY_NAMES = ("adversary_0",)
 GOOD_AGENT_NAMES = ("agent_0", "agent_1")
 
 
-@functools.lru_cache(maxsize=1)
-def make_environment():
-    """The JaxMARL ``simple_adversary`` environment (N=2 good agents, 2 landmarks, discrete actions)."""
+def import_jaxmarl():
+    """``import jaxmarl`` without letting it clobber the process's output streams.
+
+    jaxmarl 0.2's multi-agent Brax module resets ``sys.stdout``/``sys.stderr`` to ``sys.__stdout__`` /
+    ``sys.__stderr__`` when imported, which silently breaks any redirection in place (pytest's capture,
+    Jupyter cells, ``contextlib.redirect_stdout``). The streams are restored after the import.
+    """
+    import sys
+
+    streams = sys.stdout, sys.stderr
     try:
         import jaxmarl
     except ImportError as error:  # pragma: no cover - depends on the installation
         raise ImportError(
             "The MPE experiment needs the 'jaxmarl' package (JAX port of MPE): pip install jaxmarl"
         ) from error
+    finally:
+        sys.stdout, sys.stderr = streams
+    return jaxmarl
+
+
+@functools.lru_cache(maxsize=1)
+def make_environment():
+    """The JaxMARL ``simple_adversary`` environment (N=2 good agents, 2 landmarks, discrete actions)."""
+    jaxmarl = import_jaxmarl()
     with jax.ensure_compile_time_eval():  # constants stay concrete even if first called under jit
         return jaxmarl.make(ENVIRONMENT_NAME)
 
@@ -105,6 +121,7 @@ def make_state(positions: jax.Array, velocities: jax.Array, goal: int | jax.Arra
         goal: index of the target landmark, 0 or 1.
         step_count: steps already played in the episode.
     """
+    import_jaxmarl()  # first import with the output streams protected
     from jaxmarl.environments.mpe.simple import State
 
     dtype = jnp.result_type(float)  # float32, or float64 under jax_enable_x64 (the package needs one dtype)
