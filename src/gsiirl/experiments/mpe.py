@@ -31,6 +31,7 @@ DEFAULT_OPTIONS: dict = {
     "updates_per_cycle": 32,
     "policy_temperature": 0.05,  # MADDPG entropy bonus; 0.01 collapses policies that then never recover (docs/mpe.md)
     "actor_gradient": "expected",
+    "exploration": 0.1,  # MADDPG behaviour policy: a uniformly random action with this probability per agent
     "cycles_per_train": 4,  # MADDPG cycles per warm-started fine-tune (one per outer step / inner step)
     "warmup_cycles": 160,  # MADDPG cycles from scratch before the first outer iteration
     "data_episodes": 256,
@@ -85,6 +86,7 @@ def make_backend(options: dict):
         updates_per_iteration=int(options["updates_per_cycle"]),
         temperature=float(options["policy_temperature"]),
         actor_gradient=str(options["actor_gradient"]),
+        exploration=float(options["exploration"]),
     )
     config = SampleBasedConfig(
         maddpg=maddpg,
