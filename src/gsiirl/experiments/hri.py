@@ -165,13 +165,12 @@ def make_figure(results: dict, out_dir: Path) -> list[Path]:
         traj_ax.add_patch(plt.Circle(tuple(center), options["goal_radius"], color=color, alpha=0.3, label=label))
     # Every seed's greedy trajectory from the same crossing start: no seed is singled out.
     outcomes = sample_outcomes(seeds, options)
-    for index, (seed, outcome) in enumerate(outcomes.items()):
+    for index, outcome in enumerate(outcomes.values()):
         robot, human = outcome["robot"], outcome["human"]
-        label = index == 0
         traj_ax.plot(robot[:, 0], robot[:, 1], "o-", color="tab:blue", ms=2, lw=1, alpha=0.6,
-                     label="robot (each seed)" if label else None)
+                     label="robot (each seed)" if index == 0 else None)
         traj_ax.plot(human[:, 0], human[:, 1], "s-", color="tab:red", ms=2, lw=1, alpha=0.6,
-                     label="human (each seed)" if label else None)
+                     label="human (each seed)" if index == 0 else None)
         dist_ax.plot(np.linalg.norm(robot - human, axis=1), ".-", color="k" if outcome["safe"] else "tab:orange",
                      alpha=0.6, label=None)
     dist_ax.axhline(options["safe_distance"], color="tab:red", linestyle="--", label="safe distance")
@@ -200,6 +199,10 @@ def sample_outcomes(seeds: dict, options: dict) -> dict[str, dict]:
 
     from gsiirl.games.hri import segment_min_distance
 
+    def reached(path, goal) -> bool:  # arrival exactly as the game decides it (float32, at a step's end)
+        distances = jnp.linalg.norm(jnp.asarray(path, jnp.float32) - jnp.asarray(goal, jnp.float32), axis=1)
+        return bool(jnp.any(distances <= options["goal_radius"]))
+
     outcomes = {}
     for seed in sorted(seeds, key=int):
         m = seeds[seed]
@@ -207,9 +210,6 @@ def sample_outcomes(seeds: dict, options: dict) -> dict[str, dict]:
         human = np.stack([m["trajectory_human_x"], m["trajectory_human_y"]], axis=1)
         closest = float(np.min(jax.vmap(segment_min_distance)(robot[:-1], human[:-1], robot[1:], human[1:]))) \
             if len(robot) > 1 else float(np.linalg.norm(robot[0] - human[0]))
-        # Arrival exactly as the game decides it (float32 distance <= goal radius at a step's end).
-        reached = lambda path, goal: bool(jnp.any(jnp.linalg.norm(
-            jnp.asarray(path, jnp.float32) - jnp.asarray(goal, jnp.float32), axis=1) <= options["goal_radius"]))
         outcomes[seed] = dict(robot=robot, human=human, min_distance=closest,
                               safe=closest >= options["safe_distance"],
                               both_goals=reached(robot, options["robot_goal"]) and reached(human, options["human_goal"]))
