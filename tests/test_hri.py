@@ -200,3 +200,29 @@ def test_sample_outcomes_check_collisions_segment_wise_and_goal_arrival():
     assert outcomes["1"]["safe"] and outcomes["1"]["both_goals"]
     np.testing.assert_allclose(outcomes["1"]["min_distance"], np.hypot(0.5, 0.5), rtol=1e-6)
     assert outcomes["2"]["safe"] and not outcomes["2"]["both_goals"]
+
+
+def test_unit_runner_adds_the_retrained_evaluation_paired_with_marl():
+    from gsiirl.experiments import hri as experiment
+
+    small = {"horizon": 5, "hidden": 8, "num_envs": 4, "finetune_cycles": 1, "updates_per_cycle": 2,
+             "buffer_cycles": 2, "minibatch_size": 16, "warmup_cycles": 2, "data_episodes": 8,
+             "evaluation_episodes": 8, "spsa_samples": 1}
+    run = experiment.make_unit_runner(small)
+    result = run("gsiirl", 4, 2, lambda k: None)
+    assert len(result["learner_return"]) == 2
+    retrained = {k: v for k, v in result.items() if k.startswith("retrained_")}
+    assert {"retrained_learner_return", "retrained_expert_return", "retrained_collision_rate",
+            "retrained_goal_rate"} <= set(retrained) and all(len(v) == 1 for v in retrained.values())
+    # the same numbers as retraining by hand on the last row's θ's with the MARL unit's key
+    from gsiirl.experiments.runner import merge_options
+
+    _, algorithm = experiment._build(experiment._freeze(merge_options(experiment.DEFAULT_OPTIONS, small)))
+    theta_l = jnp.asarray([result[f"theta_l_{i}"][-1] for i in range(3)])
+    theta_e = jnp.asarray([result[f"theta_e_{i}"][-1] for i in range(3)])
+    by_hand = algorithm.retrained_evaluation(jax.random.PRNGKey(4), theta_l, theta_e, 2)
+    assert {f"retrained_{k}": [v] for k, v in by_hand.items()} == retrained
+    marl = run("marl", 4, 2, lambda k: None)
+    assert not any(k.startswith("retrained_") for k in marl)
+    off = experiment.make_unit_runner({**small, "retrain_evaluation": False})("ma-irl", 4, 2, lambda k: None)
+    assert not any(k.startswith("retrained_") for k in off)

@@ -170,6 +170,11 @@ def test_experiment_options_are_validated():
         experiment.make_backend(bad)
     with pytest.raises(ValueError, match="discount"):
         experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, discount=1.5))
+    # the unit runner takes overrides only (merged over the defaults) and names unknown keys
+    with pytest.raises(ValueError, match="option hidden_units: unknown"):
+        experiment.make_unit_runner({"hidden_units": 8})
+    with pytest.raises(ValueError, match="option hidden: expected an integer"):
+        experiment.make_unit_runner({"hidden": "wide"})
 
 
 def test_figure_from_results(tmp_path):

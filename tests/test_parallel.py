@@ -90,3 +90,27 @@ def test_table1_also_gives_the_strict_verdict_against_marls_own_std():
                                                 if line.startswith("| GSIIRL |") and "yes" in line).strip("|").split("|")][1:]
     assert row(lenient)[0] == "yes (+2.00)" and row(strict)[0] == "NO (+2.00)"
     assert row(lenient)[3] == "yes (-0.10)" and row(strict)[3] == "yes (-0.10)"  # 0.1 ≤ MARL's 0.25
+
+
+def test_table1_reward_transfer_section_pairs_seeds_with_marl():
+    results = {name: _fake_results(1.0) for name in ("mpe", "hri", "security")}
+    assert "Reward transfer" not in build_table(results)[0]  # no retrained metrics, no section
+    marl = {"0": {"learner_return": [1.0], "expert_return": [-1.0]}, "1": {"learner_return": [3.0], "expert_return": [-3.0]}}
+    hri = results["hri"]["methods"]
+    hri["marl"]["seeds"] = marl
+    # GSIIRL retrained: learner 0.5 and 2.0 → mean 1.25 ± 0.75; per-seed gaps −0.5, −1.0 → −0.75 ± 0.25;
+    # MARL's learner std over the two seeds is 1.0 → |−0.75| ≤ max(0.75, 1.0): yes
+    hri["gsiirl"]["seeds"] = {"0": {"retrained_learner_return": [0.5], "retrained_expert_return": [-1.0]},
+                              "1": {"retrained_learner_return": [2.0], "retrained_expert_return": [-9.0]}}
+    markdown, text = build_table(results)
+    section = markdown.split("**Reward transfer**")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| GSIIRL |"))
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]  # MPE learner, HRI learner, MPE expert, HRI expert
+    assert cells[0] == "—" and cells[2] == "—"
+    assert cells[1] == "1.25 ± 0.75; paired gap -0.75 ± 0.25, yes"
+    # expert: −1, −9 → −5 ± 4; gaps 0, −6 → −3 ± 3; MARL std 1 → |−3| ≤ max(4, 1): yes
+    assert cells[3] == "-5.00 ± 4.00; paired gap -3.00 ± 3.00, yes"
+    rows = list(csv.DictReader(io.StringIO(text)))
+    retrained = [r for r in rows if r["method"] == "GSIIRL retrained"]
+    assert [(r["player"], r["experiment"], float(r["mean"])) for r in retrained] == [("learner", "HRI", 1.25),
+                                                                                    ("expert", "HRI", -5.0)]

@@ -91,3 +91,27 @@ def test_gsiirl_runs_finite_projected_and_reproducible(tiny):
         assert {k: v for k, v in a.items() if k != "wall_time"} == {k: v for k, v in b.items() if k != "wall_time"}
     with pytest.raises(ValueError, match="method"):
         tiny.run("irl", jax.random.PRNGKey(0), 2)
+
+
+def test_retrained_evaluation_is_paired_with_marl(tiny):
+    """Ground truth: on a copy of the game whose single features ARE the true r_ld and r_e, the learned
+    pair θ = (1, 1) is the true reward pair bit for bit, so retraining from scratch with the MARL
+    unit's key must reproduce the MARL unit's metrics exactly; another pair must not."""
+    game = tiny.game
+    exact = game._replace(
+        learner_feature_size=1, expert_feature_size=1,
+        learner_features=lambda *args: game.learner_dependent_reward(*args)[None],
+        expert_features=lambda *args: game.expert_reward(*args)[None])
+    algorithm = SampleBasedGSIIRL(exact, tiny.config)
+    key = jax.random.PRNGKey(11)
+    (marl,), _ = algorithm.run("marl", key, 3)
+    retrained = algorithm.retrained_evaluation(key, jnp.ones(1), jnp.ones(1), 3)
+    assert set(retrained) == set(marl) - {"wall_time"}
+    for name, value in retrained.items():
+        assert value == marl[name], name
+    other = algorithm.retrained_evaluation(key, -jnp.ones(1), jnp.ones(1), 3)  # a robot that wants r_ld low
+    assert other != retrained
+    with pytest.raises(ValueError, match="theta_l, theta_e"):
+        algorithm.retrained_evaluation(key, jnp.ones(2), jnp.ones(1), 3)
+    with pytest.raises(ValueError, match="iterations"):
+        algorithm.retrained_evaluation(key, jnp.ones(1), jnp.ones(1), 0)

@@ -116,3 +116,24 @@ def test_large_graph_uses_structured_model():
 def test_bad_arguments(kwargs, field):
     with pytest.raises(ValueError, match=field):
         generate_attack_graph(0, **kwargs)
+
+
+def test_unit_runner_takes_partial_options_and_names_bad_ones():
+    from gsiirl.experiments import security as experiment
+
+    run = experiment.make_unit_runner({"nodes": 5, "edges": 6, "horizon": 4})
+    result = run("marl", 0, 1, lambda k: None)
+    # the overrides reached the game: the same numbers as the baseline on the 5-node, horizon-4 instance
+    options = dict(experiment.DEFAULT_OPTIONS, nodes=5, edges=6, horizon=4)
+    _, game, _ = experiment.build_instance(options, 0)
+    assert game.num_states == 2 ** 5 and game.horizon == 4
+    from gsiirl.algorithms.gsiirl import marl
+
+    expected = marl(game, equilibrium=options["equilibrium"], temperature=options["temperature"],
+                    iterations=options["iterations"])
+    assert result["learner_return"] == pytest.approx([expected["learner_return"]], rel=1e-6)
+    assert result["expert_return"] == pytest.approx([expected["expert_return"]], rel=1e-6)
+    with pytest.raises(ValueError, match="option node_count: unknown"):
+        experiment.make_unit_runner({"node_count": 5})
+    with pytest.raises(ValueError, match="option marl_solver"):
+        experiment.make_unit_runner({"marl_solver": "magic"})

@@ -98,6 +98,26 @@ def _params(theta_l, theta_e, use_true_ld, use_true_e) -> RewardParams:
                         flag(use_true_ld), flag(use_true_e))
 
 
+def final_thetas(history: list[dict]) -> tuple[jax.Array, jax.Array]:
+    """(θl [n_l], θe [n_e]) recorded in the last metrics row of a GSIIRL / MA-IRL history: the rewards
+    whose policy that row reports (``theta_l_0…``, ``theta_e_0…``)."""
+    last = history[-1] if history else {}
+    theta_l = [last[f"theta_l_{i}"] for i in range(sum(k.startswith("theta_l_") for k in last))]
+    theta_e = [last[f"theta_e_{i}"] for i in range(sum(k.startswith("theta_e_") for k in last))]
+    if not theta_l or not theta_e:
+        raise ValueError("history: expected theta_l_* and theta_e_* in the last row (a GSIIRL or MA-IRL run)")
+    return jnp.asarray(theta_l, jnp.float32), jnp.asarray(theta_e, jnp.float32)
+
+
+def retrained_metrics(algorithm: "SampleBasedGSIIRL", key: jax.Array, history: list[dict],
+                      iterations: int) -> dict[str, list[float]]:
+    """``retrained_<metric>``: :meth:`SampleBasedGSIIRL.retrained_evaluation` of a run's final learned
+    rewards (one value each), for the experiments' unit runners."""
+    theta_l, theta_e = final_thetas(history)
+    metrics = algorithm.retrained_evaluation(key, theta_l, theta_e, iterations)
+    return {f"retrained_{name}": [float(value)] for name, value in metrics.items()}
+
+
 def _index(tree, i):
     return jax.tree_util.tree_map(lambda x: x[i], tree)
 
@@ -244,16 +264,39 @@ class SampleBasedGSIIRL:
             states, _ = self._step(jax.random.fold_in(train_key, i), states, params_batch)
         return states
 
-    def _train_true(self, key, iterations: int):
-        """MADDPG on both true rewards: warm-up + ``iterations`` fine-tunes (the MARL policy), B = 1."""
-        params = _params(jnp.zeros((1, self.game.learner_feature_size)),
-                         jnp.zeros((1, self.game.expert_feature_size)), 1.0, 1.0)
+    def _train_fixed(self, key, params: RewardParams, iterations: int):
+        """MADDPG from scratch on one fixed reward pair ([1]-batched ``params``): warm-up + ``iterations``
+        fine-tunes. Returns (states [1], last measurement [1])."""
         warm_key, key = jax.random.split(key)
         states = self._warm_states(warm_key, params)
         measured = None
         for k in range(iterations):
             states, measured = self._step(jax.random.fold_in(key, k), states, params)
         return states, measured
+
+    def _train_true(self, key, iterations: int):
+        """MADDPG on both true rewards: warm-up + ``iterations`` fine-tunes (the MARL policy), B = 1."""
+        return self._train_fixed(key, _params(jnp.zeros((1, self.game.learner_feature_size)),
+                                              jnp.zeros((1, self.game.expert_feature_size)), 1.0, 1.0), iterations)
+
+    def retrained_evaluation(self, key: jax.Array, theta_l: jax.Array, theta_e: jax.Array, iterations: int) -> dict:
+        """Reward transfer: a joint policy trained FROM SCRATCH on the learned pair (r_li + r_ld^θl, r_e^θe)
+        with the MARL baseline's budget (warm-up + ``iterations`` fine-tunes), scored with the TRUE rewards.
+
+        With the key of the MARL unit of the same seed (``run("marl", key, iterations)``) the training
+        randomness is identical to MARL's, so per-seed differences isolate the rewards: the in-run
+        policy of GSIIRL/MA-IRL has followed the rewards along the outer loop, this one has not.
+        theta_l [n_l], theta_e [n_e]. Returns the same metrics as :meth:`evaluation`.
+        """
+        theta_l, theta_e = jnp.asarray(theta_l, jnp.float32), jnp.asarray(theta_e, jnp.float32)
+        if theta_l.shape != (self.game.learner_feature_size,) or theta_e.shape != (self.game.expert_feature_size,):
+            raise ValueError(f"theta_l, theta_e: expected shapes ({self.game.learner_feature_size},) and "
+                             f"({self.game.expert_feature_size},), got {theta_l.shape} and {theta_e.shape}")
+        if int(iterations) < 1:
+            raise ValueError(f"iterations: expected a positive integer, got {iterations}")
+        train_key, eval_key = jax.random.split(key)  # the same split as _run_marl
+        states, _ = self._train_fixed(train_key, _params(theta_l[None], theta_e[None], 0.0, 0.0), int(iterations))
+        return self.evaluation(eval_key, _index(states, 0))
 
     def _run_marl(self, key, iterations, callback):
         start = time.perf_counter()

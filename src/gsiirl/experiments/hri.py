@@ -13,6 +13,9 @@ Reported per iteration (greedy policies of the learned rewards, scored with the 
 episodes with a step closer than ``safe_distance``), ``goal_rate`` (share of episodes in which both
 reached their goal discs), ``episode_length``, ``wall_time``; GSIIRL also ``hypergradient_norm``,
 ``upper_objective`` (f, discounted, stochastic policy), ``expert_loss`` (L's data term) and θ's.
+GSIIRL and MA-IRL units also store ``retrained_*`` versions of the final metrics (option
+``retrain_evaluation``): a policy retrained from scratch on the final learned rewards with the MARL
+unit's budget and random numbers (:meth:`SampleBasedGSIIRL.retrained_evaluation`).
 Every unit also stores one greedy sample trajectory of its final policy from the crossing start
 ``sample_robot_start`` / ``sample_human_start`` (``trajectory_*`` lists, up to T+1 points) for
 Figure 3 (e)/(f).
@@ -54,6 +57,7 @@ ALGORITHM_OPTIONS = {
     "max_hypergradient_norm": 2.0,
     "hypergradient_terms": "lemma2",  # the paper's Lemma 2; "direct" (∇θl f only) is the ablation of docs/hri.md
     "cross_term": "data_dependent",  # Lemma 2's cross term: "data_dependent" (default) or "fixed_data" (paper, eq. 4)
+    "retrain_evaluation": True,  # also score a policy retrained from scratch on the final learned rewards (docs/hri.md)
     "sample_robot_start": [0.0, -0.4],  # Figure 3 (e): a start where the two paths cross
     "sample_human_start": [0.45, 0.0],
 }
@@ -61,8 +65,12 @@ DEFAULT_OPTIONS = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in HR
                    **ALGORITHM_OPTIONS}
 
 
+_UNIT_ONLY_OPTIONS = ("retrain_evaluation",)  # read by the unit runner, not by the compiled back-end
+
+
 def _freeze(options: dict) -> tuple:
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()
+                        if k not in _UNIT_ONLY_OPTIONS))
 
 
 @lru_cache(maxsize=4)
@@ -113,12 +121,13 @@ def make_metrics_fn(safe_distance: float):
     return metrics
 
 
-def make_unit_runner(options: dict):
-    """Runner contract: ``run(method, seed, iterations, progress) -> {metric: [per-iteration values]}``."""
-    merged = {**DEFAULT_OPTIONS, **options}
-    unknown = set(merged) - set(DEFAULT_OPTIONS)
-    if unknown:
-        raise ValueError(f"options: unknown keys {sorted(unknown)}")
+def make_unit_runner(options: dict | None = None):
+    """Runner contract: ``run(method, seed, iterations, progress) -> {metric: [per-iteration values]}``.
+
+    ``options`` override :data:`DEFAULT_OPTIONS` (unknown keys are rejected)."""
+    from gsiirl.experiments.runner import merge_options
+
+    merged = merge_options(DEFAULT_OPTIONS, options)
     sample_game, algorithm = _build(_freeze(merged))
 
     def run(method: str, seed: int, iterations: int, progress) -> dict[str, list[float]]:
@@ -130,6 +139,10 @@ def make_unit_runner(options: dict):
         key = jax.random.PRNGKey(int(seed))
         history, state = algorithm.run(method, key, int(iterations), lambda k, m: progress(k))
         metrics = {name: [h.get(name) for h in history] for name in history[-1]}
+        if method != "marl" and merged["retrain_evaluation"]:
+            from gsiirl.algorithms.sample_based import retrained_metrics
+
+            metrics.update(retrained_metrics(algorithm, key, history, int(iterations)))
         sample = rollout(jax.random.fold_in(key, 7919), sample_game,
                          make_policy(sample_game, state.actor, greedy=True), 1)
         traj = np.asarray(sample.global_trajectory[0])

@@ -12,7 +12,9 @@ the JAX MADDPG (gsiirl.solvers.maddpg), policies warm-started across outer itera
   demonstrations of the MARL policies.
 
 Metrics are ground-truth cumulative rewards per 25-step episode (undiscounted, as MPE reports them) of
-the joint policy trained on the current rewards, averaged over ``evaluation_episodes`` episodes.
+the joint policy trained on the current rewards, averaged over ``evaluation_episodes`` episodes. GSIIRL
+and MA-IRL units also store ``retrained_*`` final metrics (option ``retrain_evaluation``): a policy
+retrained from scratch on the final learned rewards with the MARL unit's budget and random numbers.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ DEFAULT_OPTIONS: dict = {
     "greedy_evaluation": True,
     "expert_features": "all",  # expert reward model's features: "all" six or the "adversary"'s own two
     "cross_term": "data_dependent",  # Lemma 2's cross term: "data_dependent" (default) or "fixed_data" (paper, eq. 4)
+    "retrain_evaluation": True,  # also score a policy retrained from scratch on the final learned rewards (docs/mpe.md)
 }
 
 METRICS = ("learner_return", "expert_return")
@@ -106,11 +109,15 @@ def make_backend(options: dict):
     return SampleBasedGSIIRL(game, config)
 
 
-def make_unit_runner(options: dict) -> Callable[[str, int, int, Callable[[int], None]], dict[str, list[float]]]:
+def make_unit_runner(options: dict | None = None) -> Callable[[str, int, int, Callable[[int], None]], dict[str, list[float]]]:
     """(method, seed, iterations, progress) -> per-iteration metric lists (runner contract).
 
-    One back-end (and so one set of compiled functions) serves every (method, seed) unit.
+    ``options`` override :data:`DEFAULT_OPTIONS` (unknown keys are rejected). One back-end (and so one
+    set of compiled functions) serves every (method, seed) unit.
     """
+    from gsiirl.experiments.runner import merge_options
+
+    options = merge_options(DEFAULT_OPTIONS, options)
     backend = make_backend(options)
 
     def run_unit(method: str, seed: int, iterations: int, progress: Callable[[int], None]) -> dict[str, list[float]]:
@@ -119,7 +126,12 @@ def make_unit_runner(options: dict) -> Callable[[str, int, int, Callable[[int], 
         history, _ = backend.run(method, jax.random.PRNGKey(int(seed)), int(iterations),
                                  lambda k, metrics: progress(k))
         names = sorted({name for metrics in history for name in metrics})
-        return {name: [float(metrics.get(name, float("nan"))) for metrics in history] for name in names}
+        result = {name: [float(metrics.get(name, float("nan"))) for metrics in history] for name in names}
+        if method != "marl" and options["retrain_evaluation"]:
+            from gsiirl.algorithms.sample_based import retrained_metrics
+
+            result.update(retrained_metrics(backend, jax.random.PRNGKey(int(seed)), history, int(iterations)))
+        return result
 
     return run_unit
 

@@ -124,8 +124,13 @@ def _adversarial_unit(options: dict, seed: int, fit_options: dict) -> dict[str, 
     return {key: [float(value)] for key, value in record.items()}
 
 
-def make_unit_runner(options: dict):
-    """``run(method, seed, iterations, progress) -> {metric: [value per iteration]}`` for this experiment."""
+def make_unit_runner(options: dict | None = None):
+    """``run(method, seed, iterations, progress) -> {metric: [value per iteration]}`` for this experiment.
+
+    ``options`` override :data:`DEFAULT_OPTIONS` (unknown keys are rejected)."""
+    from gsiirl.experiments.runner import merge_options
+
+    options = merge_options(DEFAULT_OPTIONS, options)
     _check(options)
     fit_options = {key: options[key] for key in _FIT_DEFAULTS}
 
