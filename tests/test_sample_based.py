@@ -111,6 +111,12 @@ def test_retrained_evaluation_is_paired_with_marl(tiny):
         assert value == marl[name], name
     other = algorithm.retrained_evaluation(key, -jnp.ones(1), jnp.ones(1), 3)  # a robot that wants r_ld low
     assert other != retrained
+    # swapping in the true rewards gives MARL back whatever the θ's; one swap alone does not
+    swapped = algorithm.retrained_evaluation(key, -jnp.ones(1), jnp.zeros(1), 3, true_learner_reward=True,
+                                             true_expert_reward=True)
+    assert swapped == retrained
+    assert algorithm.retrained_evaluation(key, -jnp.ones(1), jnp.ones(1), 3, true_expert_reward=True) == other
+    assert algorithm.retrained_evaluation(key, -jnp.ones(1), jnp.ones(1), 3, true_learner_reward=True) == retrained
     with pytest.raises(ValueError, match="theta_l, theta_e"):
         algorithm.retrained_evaluation(key, jnp.ones(2), jnp.ones(1), 3)
     with pytest.raises(ValueError, match="iterations"):

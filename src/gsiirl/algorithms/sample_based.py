@@ -279,13 +279,16 @@ class SampleBasedGSIIRL:
         return self._train_fixed(key, _params(jnp.zeros((1, self.game.learner_feature_size)),
                                               jnp.zeros((1, self.game.expert_feature_size)), 1.0, 1.0), iterations)
 
-    def retrained_evaluation(self, key: jax.Array, theta_l: jax.Array, theta_e: jax.Array, iterations: int) -> dict:
+    def retrained_evaluation(self, key: jax.Array, theta_l: jax.Array, theta_e: jax.Array, iterations: int, *,
+                             true_learner_reward: bool = False, true_expert_reward: bool = False) -> dict:
         """Reward transfer: a joint policy trained FROM SCRATCH on the learned pair (r_li + r_ld^θl, r_e^θe)
         with the MARL baseline's budget (warm-up + ``iterations`` fine-tunes), scored with the TRUE rewards.
 
         With the key of the MARL unit of the same seed (``run("marl", key, iterations)``) the training
         randomness is identical to MARL's, so per-seed differences isolate the rewards: the in-run
         policy of GSIIRL/MA-IRL has followed the rewards along the outer loop, this one has not.
+        ``true_learner_reward`` / ``true_expert_reward`` swap one learned reward for the true one (both:
+        exactly the MARL unit), which splits a gap between the two learned rewards.
         theta_l [n_l], theta_e [n_e]. Returns the same metrics as :meth:`evaluation`.
         """
         theta_l, theta_e = jnp.asarray(theta_l, jnp.float32), jnp.asarray(theta_e, jnp.float32)
@@ -295,7 +298,8 @@ class SampleBasedGSIIRL:
         if int(iterations) < 1:
             raise ValueError(f"iterations: expected a positive integer, got {iterations}")
         train_key, eval_key = jax.random.split(key)  # the same split as _run_marl
-        states, _ = self._train_fixed(train_key, _params(theta_l[None], theta_e[None], 0.0, 0.0), int(iterations))
+        params = _params(theta_l[None], theta_e[None], float(true_learner_reward), float(true_expert_reward))
+        states, _ = self._train_fixed(train_key, params, int(iterations))
         return self.evaluation(eval_key, _index(states, 0))
 
     def _run_marl(self, key, iterations, callback):
