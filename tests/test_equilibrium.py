@@ -136,3 +136,18 @@ def test_solver_rejects_bad_arguments():
         solve_equilibrium(game, game.learner_true_reward, game.expert_reward, temperature=0.0)
     with pytest.raises(ValueError, match="expert_reward: expected shape"):
         solve_equilibrium(game, game.learner_true_reward, game.expert_reward[:2])
+
+
+@pytest.mark.parametrize("num_l, num_e", [(3, 5), (5, 3), (4, 4)])
+def test_newton_block_solve_matches_the_full_linear_system(num_l, num_e):
+    """The Newton step's Schur-complement solve equals numpy's solve of the full (A_l + A_e) system."""
+    from gsiirl.solvers.equilibrium import _solve_two_block
+
+    rng = np.random.default_rng(num_l * 10 + num_e)
+    upper, lower = rng.normal(size=(6, num_l, num_e)), rng.normal(size=(6, num_e, num_l))
+    rhs_l, rhs_e = rng.normal(size=(6, num_l)), rng.normal(size=(6, num_e))
+    full = np.eye(num_l + num_e) - np.block([[np.zeros((6, num_l, num_l)), upper], [lower, np.zeros((6, num_e, num_e))]])
+    expected = np.linalg.solve(full, np.concatenate([rhs_l, rhs_e], axis=1)[..., None])[..., 0]
+    got = np.asarray(_solve_two_block(upper.astype(np.float32), lower.astype(np.float32),
+                                      rhs_l.astype(np.float32), rhs_e.astype(np.float32)))
+    np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-3)

@@ -117,3 +117,30 @@ def test_cross_term_auto_resolves_by_expert_and_real_experts_need_fixed_data(gam
     assert real.config["cross_term"] == "fixed_data"
     with pytest.raises(ValueError, match="cross_term"):
         gsiirl.fit(game, outer_iters=2, seed=0, expert=LoggedExpert(), cross_term="data_dependent")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ma_irl_uses_the_exact_likelihood_gradient_with_a_shared_reward_model(seed):
+    """With ONE reward model for both players, Lemmas 1 and 3 give θl and θe the same data gradient, so
+    feature matching cannot tell whose reward explains which behaviour; MA-IRL's default ("auto" =
+    autodiff of eq. 1) is the maximum-likelihood fit: a lower likelihood loss than Lemma 1/3 descent, and a
+    learned learner reward closer to the true one (zero-sum game, exact data)."""
+    from gsiirl.algorithms.lower_level import LowerLevelProblem
+    from gsiirl.rewards import LinearReward, one_hot_features
+
+    game = gsiirl.random_tabular_game(seed, num_states=4, horizon=3, reward_scale=2.0)
+    game = game.with_rewards(learner_reward=np.zeros(game.joint_shape[:2]), learner_oracle=-np.asarray(game.expert_reward))
+    model = LinearReward(one_hot_features(game.joint_shape))
+    problem = LowerLevelProblem(game, model, model)
+    theta = np.linspace(-1, 1, int(np.prod(game.joint_shape)), dtype=np.float32)
+    data = np.full((game.horizon,) + game.joint_shape, 1.0 / np.prod(game.joint_shape), np.float32)
+    grad_l, grad_e = problem.lemma_gradients(theta, -theta, data)
+    np.testing.assert_array_equal(np.asarray(grad_l), np.asarray(grad_e))  # the degeneracy
+    options = dict(outer_iters=40, seed=seed, data="expected", radius=10.0, regularization=0.01, inner_step_size=0.5,
+                   inner_steps=5, learner_model=model, expert_model=model)
+    fits = {g: gsiirl.fit(game, method="ma-irl", lower_gradient=g, **options) for g in ("lemma1", "auto")}
+    assert fits["auto"].config["lower_gradient"] == "autodiff"
+    assert fits["auto"].history["lower_level_loss"][-1] < fits["lemma1"].history["lower_level_loss"][-1]
+    true_learner = -np.asarray(game.expert_reward).ravel()
+    correlation = {g: np.corrcoef(np.asarray(model.table(f.theta_l)).ravel(), true_learner)[0, 1] for g, f in fits.items()}
+    assert correlation["auto"] > correlation["lemma1"]

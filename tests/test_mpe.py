@@ -219,3 +219,16 @@ def test_importing_jaxmarl_through_gsiirl_keeps_output_redirection(tmp_path):
               "sys.stderr.write('captured=' + repr(buffer.getvalue().strip().splitlines()[-1:]))\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert "captured=['still captured']" in result.stderr, result.stderr[-2000:]
+
+
+def test_unit_runners_share_one_compiled_backend_per_option_set():
+    """A worker process that runs several units builds (and compiles) the back-end once per option set;
+    ``retrain_evaluation`` is read by the unit runner only, so it does not force a rebuild."""
+    from gsiirl.experiments import mpe as experiment
+
+    experiment._cached_backend.cache_clear()
+    experiment.make_unit_runner({"hidden": 8})
+    experiment.make_unit_runner({"hidden": 8, "retrain_evaluation": False})
+    assert experiment._cached_backend.cache_info()[:2] == (1, 1)  # (hits, misses)
+    experiment.make_unit_runner({"hidden": 16})
+    assert experiment._cached_backend.cache_info().misses == 2

@@ -27,7 +27,10 @@ class FitConfig:
     interaction, the infinite-data limit; needs a simulated expert);
     inner_steps: t_k (None: ⌈(k+1)^{1/4}/2⌉); inner_step_size: β; outer_step_size: α_k (None:
     1/(L_f √K)); lipschitz: L_f; perturbation_scale: c in p(k) = c/k; num_spsa_samples: n_spsa;
-    lower_gradient: "lemma1" (paper) | "autodiff" (the exact gradient of eq. 1);
+    lower_gradient: "lemma1" (paper) | "autodiff" (the exact gradient of eq. 1) | "auto" (lemma1 for
+    GSIIRL's inner loop, autodiff for MA-IRL: with one reward model shared by both players Lemmas 1 and
+    3 give both θ's the same gradient, so MA-IRL could not tell whose reward explains which behaviour;
+    docs/design_decisions.md);
     schedule: "theorem2" (α_k = outer_step_size or 1/(L_f √K), p(k) = c/k) | "spall" (Spall's gains
     a_k = a/(A+k+1)^0.602, c_k = c/(k+1)^0.101 with a = outer_step_size or 0.1, c = perturbation_scale);
     sequential_evaluations: run SPSA's 2 + 2n solves one at a time (memory of one solve, for very large
@@ -51,7 +54,7 @@ class FitConfig:
     lipschitz: float = 1.0
     perturbation_scale: float = 1.0
     num_spsa_samples: int = 4
-    lower_gradient: str = "lemma1"
+    lower_gradient: str = "auto"
     schedule: str = "theorem2"
     sequential_evaluations: bool = False
     cross_term: str = "auto"
@@ -87,8 +90,8 @@ class FitConfig:
             raise ValueError(f"sequential_evaluations: expected True or False, got {self.sequential_evaluations!r}")
         if self.schedule not in ("theorem2", "spall"):
             raise ValueError(f"schedule: expected 'theorem2' or 'spall', got {self.schedule!r}")
-        if self.lower_gradient not in ("lemma1", "autodiff"):
-            raise ValueError(f"lower_gradient: expected 'lemma1' or 'autodiff', got {self.lower_gradient!r}")
+        if self.lower_gradient not in ("lemma1", "autodiff", "auto"):
+            raise ValueError(f"lower_gradient: expected 'lemma1', 'autodiff' or 'auto', got {self.lower_gradient!r}")
 
     @classmethod
     def from_options(cls, **options) -> "FitConfig":

@@ -159,6 +159,8 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
         game, equilibrium=config.equilibrium, temperature=config.temperature, iterations=config.iterations)
     if config.cross_term == "auto":
         config = dataclasses.replace(config, cross_term="data_dependent" if _is_pytree(expert) else "fixed_data")
+    if config.lower_gradient == "auto":  # the paper's Lemma 1 for GSIIRL; the exact likelihood for MA-IRL
+        config = dataclasses.replace(config, lower_gradient="autodiff" if method == "ma-irl" else "lemma1")
     _check_options(method, hypergradient, outer_iters, expert, config)
     oracle = oracle if oracle is not None else TableOracle(game.learner_oracle)
     # The learner queries r_ld once everywhere; from here on it works with the queried table.

@@ -69,8 +69,9 @@ _UNIT_ONLY_OPTIONS = ("retrain_evaluation",)  # read by the unit runner, not by 
 
 
 def _freeze(options: dict) -> tuple:
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()
-                        if k not in _UNIT_ONLY_OPTIONS))
+    from gsiirl.experiments.runner import freeze_options
+
+    return freeze_options(options, exclude=_UNIT_ONLY_OPTIONS)
 
 
 @lru_cache(maxsize=4)

@@ -19,6 +19,7 @@ retrained from scratch on the final learned rewards with the MARL unit's budget 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -109,16 +110,27 @@ def make_backend(options: dict):
     return SampleBasedGSIIRL(game, config)
 
 
+_UNIT_ONLY_OPTIONS = ("retrain_evaluation",)  # read by the unit runner, not by the compiled back-end
+
+
+@lru_cache(maxsize=4)
+def _cached_backend(frozen: tuple):
+    """One back-end (and so one set of compiled functions) per option set and process: a worker that
+    runs several units reuses the compilation (≈ 20–50 s per unit otherwise)."""
+    return make_backend(dict(frozen))
+
+
 def make_unit_runner(options: dict | None = None) -> Callable[[str, int, int, Callable[[int], None]], dict[str, list[float]]]:
     """(method, seed, iterations, progress) -> per-iteration metric lists (runner contract).
 
     ``options`` override :data:`DEFAULT_OPTIONS` (unknown keys are rejected). One back-end (and so one
-    set of compiled functions) serves every (method, seed) unit.
+    set of compiled functions) serves every (method, seed) unit with these options in this process.
     """
-    from gsiirl.experiments.runner import merge_options
+    from gsiirl.experiments.runner import freeze_options, merge_options
 
     options = merge_options(DEFAULT_OPTIONS, options)
-    backend = make_backend(options)
+    _check_options(options)
+    backend = _cached_backend(freeze_options(options, exclude=_UNIT_ONLY_OPTIONS))
 
     def run_unit(method: str, seed: int, iterations: int, progress: Callable[[int], None]) -> dict[str, list[float]]:
         if method not in ("gsiirl", "ma-irl", "marl"):

@@ -101,6 +101,13 @@ def merge_options(defaults: dict, overrides: dict | None) -> dict:
     return merged
 
 
+def freeze_options(options: dict, exclude: tuple[str, ...] = ()) -> tuple:
+    """A hashable form of ``options`` (lists become tuples; ``exclude`` keys dropped), so that experiment
+    modules can cache one compiled back-end per option set: every unit a worker process runs with the
+    same options then reuses the compiled functions instead of recompiling them."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items() if k not in exclude))
+
+
 def _clean_number(value):
     value = float(value)
     return value if math.isfinite(value) else None
