@@ -137,3 +137,24 @@ def test_unit_runner_takes_partial_options_and_names_bad_ones():
         experiment.make_unit_runner({"node_count": 5})
     with pytest.raises(ValueError, match="option marl_solver"):
         experiment.make_unit_runner({"marl_solver": "magic"})
+
+
+def test_experiments_stage_iterations_reach_the_long_solve():
+    """The experiment's 10 stage iterations (+ Newton) give the equilibrium of a 200-iteration solve, for
+    the true rewards and for a random learned pair (the basis of its ``iterations`` default)."""
+    import jax
+
+    from gsiirl.experiments import security as experiment
+    from gsiirl.solvers.equilibrium import solve_equilibrium
+
+    assert experiment.DEFAULT_OPTIONS["iterations"] == 10
+    _, game, model = experiment.build_instance(experiment.DEFAULT_OPTIONS, 1)
+    theta_l, theta_e = model.init(jax.random.PRNGKey(3), 1.0), model.init(jax.random.PRNGKey(4), 1.0)
+    pairs = [(game.learner_true_reward, game.expert_reward),
+             (game.learner_reward_with(model.table(theta_l)), model.table(theta_e))]
+    for learner, expert in pairs:
+        short = solve_equilibrium(game, learner, expert, iterations=10)
+        long = solve_equilibrium(game, learner, expert, iterations=200)
+        assert float(jnp.max(short.residual)) < 1e-5
+        np.testing.assert_allclose(short.policy.learner, long.policy.learner, atol=1e-5)
+        np.testing.assert_allclose(short.policy.expert, long.policy.expert, atol=1e-5)
