@@ -169,6 +169,9 @@ def test_experiment_options_are_validated_and_figure_is_written(tmp_path):
         experiment.make_unit_runner({"hypergradient": "exact"})
     with pytest.raises(ValueError, match="unknown"):
         experiment.make_unit_runner({"no_such_option": 1})
+    for bad in (0, 2.5, "many"):
+        with pytest.raises(ValueError, match="seed_batch"):
+            experiment.make_group_runner({"seed_batch": bad})
     curve = {"learner_return": [-5.0, -3.0, -2.0], "expert_return": [-9.0, -6.0, -4.0],
              "collision_rate": [0.0, 0.3, 0.1], "goal_rate": [0.0, 0.5, 0.9]}
     trajectory = {"trajectory_robot_x": [0.0, 0.0, 0.0], "trajectory_robot_y": [-0.4, -0.3, -0.2],
@@ -207,7 +210,7 @@ def test_unit_runner_adds_the_retrained_evaluation_paired_with_marl():
 
     small = {"horizon": 5, "hidden": 8, "num_envs": 4, "finetune_cycles": 1, "updates_per_cycle": 2,
              "buffer_cycles": 2, "minibatch_size": 16, "warmup_cycles": 2, "data_episodes": 8,
-             "evaluation_episodes": 8, "spsa_samples": 1}
+             "evaluation_episodes": 8, "spsa_samples": 1, "seed_batch": 1}
     run = experiment.make_unit_runner(small)
     result = run("gsiirl", 4, 2, lambda k: None)
     assert len(result["learner_return"]) == 2
@@ -226,3 +229,21 @@ def test_unit_runner_adds_the_retrained_evaluation_paired_with_marl():
     assert not any(k.startswith("retrained_") for k in marl)
     off = experiment.make_unit_runner({**small, "retrain_evaluation": False})("ma-irl", 4, 2, lambda k: None)
     assert not any(k.startswith("retrained_") for k in off)
+
+
+def test_group_runner_runs_fixed_seed_groups_with_a_trajectory_per_seed():
+    from gsiirl.experiments import hri as experiment
+
+    small = {"horizon": 5, "hidden": 8, "num_envs": 4, "finetune_cycles": 1, "updates_per_cycle": 2,
+             "buffer_cycles": 2, "minibatch_size": 16, "warmup_cycles": 2, "data_episodes": 8,
+             "evaluation_episodes": 8, "spsa_samples": 1, "seed_batch": 2}
+    ticks = []
+    group = experiment.make_group_runner(small)("gsiirl", (0, 1), 2, ticks.append)
+    assert ticks == [0, 1] and len(group) == 2
+    for metrics in group:
+        assert len(metrics["learner_return"]) == 2 and len(metrics["retrained_learner_return"]) == 1
+        assert 2 <= len(metrics["trajectory_robot_x"]) <= 6  # start + at most T = 5 steps
+    assert group[0]["learner_return"] != group[1]["learner_return"]  # two seeds, not one copied
+    # the unit runner computes the seed's whole group, so it gives the runner's numbers exactly
+    alone = experiment.make_unit_runner(small)("gsiirl", 1, 2, lambda k: None)
+    assert {k: v for k, v in alone.items() if k != "wall_time"} == {k: v for k, v in group[1].items() if k != "wall_time"}

@@ -106,6 +106,72 @@ def test_refuses_overwrite_mismatch_and_corruption(toy, tmp_path):
         load_results(path)
 
 
+def _toy_group_module(calls, kill_at=None):
+    """A toy experiment with seed groups: a seed's numbers depend on its group (like float32 rounding
+    of a vmapped batch), so storing a seed computed in the wrong group would show."""
+    module = types.ModuleType("toy_group_experiment")
+    module.DEFAULT_OPTIONS = {"scale": 1.0, "seed_batch": 3}
+    module.OPTION_VALUES_BEFORE_ADDED = {"seed_batch": 1}
+
+    def make_group_runner(options):
+        def run(method, seeds, iterations, progress):
+            calls.append((method, tuple(seeds)))
+            if (method, seeds[0]) == kill_at:
+                raise Killed()
+            for k in range(iterations):
+                progress(k)
+            return [{"learner_return": [options["scale"] * seed + 0.001 * len(seeds) + k for k in range(iterations)]}
+                    for seed in seeds]
+        return run
+
+    module.make_group_runner = make_group_runner
+    module.make_unit_runner = lambda options: None  # never used when groups exist
+    return module
+
+
+def test_seed_groups_are_fixed_computed_whole_and_resumable(monkeypatch, tmp_path):
+    calls = []
+
+    def install(kill_at=None):
+        monkeypatch.setitem(sys.modules, "toy_group_experiment", _toy_group_module(calls, kill_at))
+        monkeypatch.setitem(runner.EXPERIMENTS, "toy_groups", "toy_group_experiment")
+
+    install()
+    ticks = []
+    results = run_experiment("toy_groups", out_dir=tmp_path / "a", methods=["gsiirl"], seeds=4, iterations=2,
+                             progress=ticks.append)
+    assert calls == [("gsiirl", (0, 1, 2)), ("gsiirl", (3, 4, 5))]  # groups [0,3) and [3,6), whole
+    assert sorted(results["methods"]["gsiirl"]["seeds"], key=int) == ["0", "1", "2", "3"]  # only requested seeds
+    assert sum(ticks) == 4 * 2
+    assert results["methods"]["gsiirl"]["seeds"]["3"]["learner_return"] == [3.003, 4.003]
+    # growing --seeds computes only the missing seeds' group and stores them with the same numbers
+    calls.clear()
+    grown = run_experiment("toy_groups", out_dir=tmp_path / "a", methods=["gsiirl"], seeds=6, iterations=2, resume=True)
+    assert calls == [("gsiirl", (3, 4, 5))]
+    assert grown["methods"]["gsiirl"]["seeds"]["3"] == results["methods"]["gsiirl"]["seeds"]["3"]
+    # a killed run keeps every finished group; the resumed run recomputes only the rest
+    install(kill_at=("gsiirl", 3))
+    with pytest.raises(Killed):
+        run_experiment("toy_groups", out_dir=tmp_path / "b", methods=["gsiirl"], seeds=6, iterations=2)
+    assert sorted(load_results(tmp_path / "b" / "results.json")["methods"]["gsiirl"]["seeds"]) == ["0", "1", "2"]
+    install()
+    calls.clear()
+    resumed = run_experiment("toy_groups", out_dir=tmp_path / "b", methods=["gsiirl"], seeds=6, iterations=2,
+                             resume=True, backend="serial")
+    assert calls == [("gsiirl", (3, 4, 5))] and resumed["methods"] == grown["methods"]
+    # a file written before the option existed was made with seed_batch = 1: it resumes only with 1
+    path = tmp_path / "b" / "results.json"
+    old = json.loads(path.read_text())
+    del old["config"]["options"]["seed_batch"]
+    path.write_text(json.dumps(old))
+    with pytest.raises(ResultsFileError, match="option seed_batch: 1 in the file, 3 now"):
+        run_experiment("toy_groups", out_dir=tmp_path / "b", methods=["gsiirl"], seeds=6, iterations=2, resume=True)
+    calls.clear()
+    run_experiment("toy_groups", out_dir=tmp_path / "b", methods=["gsiirl"], seeds=7, iterations=2, resume=True,
+                   options={"seed_batch": 1})
+    assert calls == [("gsiirl", (6,))]
+
+
 @pytest.mark.parametrize("kwargs,field", [({"methods": ["bogus"]}, "method"), ({"seeds": 0}, "seeds"),
                                           ({"iterations": -1}, "iterations"), ({"options": {"nope": 1}}, "nope")])
 def test_bad_arguments(toy, tmp_path, kwargs, field):

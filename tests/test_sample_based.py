@@ -121,3 +121,38 @@ def test_retrained_evaluation_is_paired_with_marl(tiny):
         algorithm.retrained_evaluation(key, jnp.ones(2), jnp.ones(1), 3)
     with pytest.raises(ValueError, match="iterations"):
         algorithm.retrained_evaluation(key, jnp.ones(1), jnp.ones(1), 0)
+
+
+def test_a_seed_group_is_its_seeds_run_one_by_one(tiny):
+    """Ground truth for the vmapped seed batch: each member equals the per-seed run of its key (up to
+    float32 rounding: a batch changes the order of a few reductions), for every method and for the
+    retrained evaluation; a group of one is the per-seed run bit for bit."""
+    seeds = (3, 8)
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+    for method in ("gsiirl", "ma-irl", "marl"):
+        seen = []
+        histories, states = tiny.run_seeds(method, keys, 2, lambda k, metrics: seen.append((k, len(metrics))))
+        assert seen == ([(0, 2), (1, 2)] if method != "marl" else [(1, 2)])
+        for seed, history in zip(seeds, histories):
+            alone, _ = tiny.run(method, jax.random.PRNGKey(seed), 2)
+            assert len(history) == len(alone)
+            for row, expected in zip(history, alone):
+                assert set(row) == set(expected)
+                for name in expected:
+                    if name != "wall_time":
+                        np.testing.assert_allclose(row[name], expected[name], rtol=1e-4, atol=1e-4, err_msg=name)
+        assert jax.tree_util.tree_leaves(states.actor)[0].shape[0] == len(seeds)
+    one, _ = tiny.run_seeds("gsiirl", keys[:1], 2)
+    alone, _ = tiny.run("gsiirl", jax.random.PRNGKey(3), 2)
+    assert [{k: v for k, v in r.items() if k != "wall_time"} for r in one[0]] == \
+        [{k: v for k, v in r.items() if k != "wall_time"} for r in alone]
+    thetas_l, thetas_e = jnp.asarray([[0.5, 0.0, 0.1], [-0.2, 0.3, 0.0]]), jnp.asarray([[0.4, 0.2, 0.0], [0.1, 0.0, 0.6]])
+    grouped = tiny.retrained_evaluations(keys, thetas_l, thetas_e, 2)
+    for s, seed in enumerate(seeds):
+        alone = tiny.retrained_evaluation(jax.random.PRNGKey(seed), thetas_l[s], thetas_e[s], 2)
+        for name in alone:
+            np.testing.assert_allclose(grouped[s][name], alone[name], rtol=1e-4, atol=1e-4, err_msg=name)
+    with pytest.raises(ValueError, match="keys: expected a \\[S, 2\\] uint32"):
+        tiny.run_seeds("marl", jax.random.PRNGKey(0), 2)
+    with pytest.raises(ValueError, match="thetas_l, thetas_e"):
+        tiny.retrained_evaluations(keys, thetas_l[:1], thetas_e, 2)

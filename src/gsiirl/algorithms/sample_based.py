@@ -25,6 +25,9 @@ import jax
 import jax.numpy as jnp
 
 from gsiirl.algorithms import schedules
+from gsiirl.algorithms.seed_batch import (
+    check_keys, fold_in_each, per_seed_floats, seedwise, split_each, tree_expand, tree_index,
+)
 from gsiirl.games.continuous import (
     ContinuousGame, RewardParams, Rollout, discounted_sum, feature_expectations, rollout,
 )
@@ -34,6 +37,7 @@ from gsiirl.rewards import project_to_ball
 from gsiirl.solvers.maddpg import MADDPGConfig, init_state, log_likelihood, make_policy, make_train
 
 METHODS = ("gsiirl", "ma-irl", "marl")
+_NOT_REPORTED = ("mu_l", "mu_e", "upper_objective", "data")  # estimator internals, not metrics
 CROSS_TERMS = ("fixed_data", "data_dependent")
 MetricsFn = Callable[[Rollout], dict]
 
@@ -118,10 +122,6 @@ def retrained_metrics(algorithm: "SampleBasedGSIIRL", key: jax.Array, history: l
     return {f"retrained_{name}": [float(value)] for name, value in metrics.items()}
 
 
-def _index(tree, i):
-    return jax.tree_util.tree_map(lambda x: x[i], tree)
-
-
 class SampleBasedGSIIRL:
     """GSIIRL / MA-IRL / MARL on a :class:`ContinuousGame`; jitted pieces are built once per instance.
 
@@ -147,6 +147,7 @@ class SampleBasedGSIIRL:
         self._evaluate = jax.jit(lambda key, actor: self._measure_impl(
             key, actor, config.greedy_evaluation, config.evaluation_episodes))
         self._nll = jax.jit(self._expert_nll)
+        self._group_ops: dict[bool, dict] = {}  # the same pieces for seed groups (see _ops)
 
     # ----------------------------------------------------------------- estimators (pure, jitted)
     def _measure_impl(self, key, actor, greedy: bool, episodes: int, return_data: bool = False):
@@ -220,6 +221,7 @@ class SampleBasedGSIIRL:
 
     # ----------------------------------------------------------------- helpers
     def initial_parameters(self, key):
+        """Random initial (θl [n_l], θe [n_e]) in the ball, from one PRNG key."""
         key_l, key_e = jax.random.split(key)
         r = self.config.radius
         return (random_in_ball(key_l, self.game.learner_feature_size, r),
@@ -228,7 +230,7 @@ class SampleBasedGSIIRL:
     def evaluation(self, key, state) -> dict:
         """Reported metrics of a joint policy (greedy by default) with the TRUE rewards."""
         m = self._evaluate(key, state.actor)
-        return {k: float(v) for k, v in m.items() if k not in ("mu_l", "mu_e", "upper_objective", "data")}
+        return {k: float(v) for k, v in m.items() if k not in _NOT_REPORTED}
 
     def sample_trajectory(self, key, state) -> Rollout:
         """One greedy episode of the joint policy (for Figure 3 (e)/(f))."""
@@ -240,44 +242,126 @@ class SampleBasedGSIIRL:
         gradient = (mu_e - mu_hat_e) / c.temperature + c.regularization * theta_e
         return project_to_ball(theta_e - c.inner_step_size * gradient, c.radius)
 
+    def _init_states(self, key, size: int):
+        """[size] fresh MADDPG states (one per member of a reward batch)."""
+        return jax.vmap(lambda k: init_state(k, self.game, self.config.maddpg))(jax.random.split(key, size))
+
+    def _hypergradient(self, perturbation: float):
+        """Per-seed SPSA estimate with the batched evaluate of :meth:`_spsa_batch_impl` (eager, jitted
+        evaluate: the per-seed code path)."""
+        c = self.config
+
+        def estimate(key, spsa_key, model_state, interaction_state, theta_l, theta_e, mu_l, mu_e):
+            def evaluate(thetas_l, thetas_e):
+                return self._spsa_batch(spsa_key, model_state, interaction_state, thetas_l, thetas_e, mu_l, mu_e)
+
+            return spsa_hypergradient(
+                key, evaluate, theta_l, theta_e, perturbation=perturbation, num_samples=c.spsa_samples,
+                regularization=c.regularization,
+                cross_term="learner_perturbation" if c.cross_term == "data_dependent" else "expert_perturbation")
+
+        return estimate
+
+    def _hypergradient_group_impl(self, perturbation, key, spsa_key, model_state, interaction_state, theta_l,
+                                  theta_e, mu_l, mu_e):
+        """The same estimate as one traceable function (vmapped over a seed group, jitted)."""
+        c = self.config
+
+        def evaluate(thetas_l, thetas_e):
+            return self._spsa_batch_impl(spsa_key, model_state, interaction_state, thetas_l, thetas_e, mu_l, mu_e)
+
+        return spsa_hypergradient(
+            key, evaluate, theta_l, theta_e, perturbation=perturbation, num_samples=c.spsa_samples,
+            regularization=c.regularization,
+            cross_term="learner_perturbation" if c.cross_term == "data_dependent" else "expert_perturbation")
+
+    def _ascent(self, step: float):
+        """Line 15: clip the direction to ``max_hypergradient_norm``, step, project (per seed)."""
+        c = self.config
+
+        def ascend(theta_l, direction):
+            if c.max_hypergradient_norm is not None:
+                direction = direction * jnp.minimum(1.0, c.max_hypergradient_norm / jnp.maximum(
+                    jnp.linalg.norm(direction), 1e-12))
+            return project_to_ball(theta_l + step * direction, c.radius)
+
+        return ascend
+
+    def _ops(self, batched: bool) -> dict:
+        """The per-seed pieces in their seed-group form (built once per form)."""
+        if batched not in self._group_ops:
+            self._group_ops[batched] = dict(
+                step=seedwise(self._step_impl, batched),
+                evaluate=seedwise(lambda key, actor: self._measure_impl(
+                    key, actor, self.config.greedy_evaluation, self.config.evaluation_episodes), batched),
+                nll=seedwise(self._expert_nll, batched),
+                init_parameters=seedwise(self.initial_parameters, batched, jit=False),
+                inner_update=seedwise(self._inner_update, batched, jit=False),
+                pair=seedwise(self._pair, batched, jit=False),
+                hypergradient=(jax.jit(jax.vmap(self._hypergradient_group_impl, in_axes=(None,) + (0,) * 8))
+                               if batched else None),
+            )
+        return self._group_ops[batched]
+
+    def _group_evaluation(self, ops, keys, states) -> list[dict]:
+        m = ops["evaluate"](keys, states.actor)
+        return per_seed_floats({k: v for k, v in m.items() if k not in _NOT_REPORTED}, keys.shape[0])
+
     # ----------------------------------------------------------------- methods
     def run(self, method: str, key: jax.Array, iterations: int,
             callback: Callable[[int, dict], None] | None = None):
         """Run one method for one seed. Returns (per-iteration metric dicts, final joint MADDPG state).
 
-        ``callback(k, metrics)`` is called after every outer iteration k (0-based).
+        ``callback(k, metrics)`` is called after every outer iteration k (0-based). The same computation
+        as :meth:`run_seeds` with a group of one.
+        """
+        on_group = None if callback is None else (lambda k, metrics: callback(k, metrics[0]))
+        histories, states = self.run_seeds(method, jnp.asarray(key)[None], iterations, on_group)
+        return histories[0], tree_index(states, 0)
+
+    def run_seeds(self, method: str, keys: jax.Array, iterations: int,
+                  callback: Callable[[int, list[dict]], None] | None = None):
+        """Run one method for a group of S seeds as one vmapped batch (keys [S, 2]).
+
+        Returns (one history per seed, final joint MADDPG states [S]). ``callback(k, metrics)`` gets
+        the S metric dicts of outer iteration k. Seed s of a group of S is the run of ``keys[s]`` up to
+        float32 rounding (a group of one: bit for bit); the rounding differs between group sizes, so a
+        seed's numbers are reproducible for a fixed group (the experiments fix the groups).
         """
         if method not in METHODS:
             raise ValueError(f"method: expected one of {list(METHODS)}, got {method!r}")
-        if int(iterations) < 1:
+        if isinstance(iterations, bool) or int(iterations) != iterations or int(iterations) < 1:
             raise ValueError(f"iterations: expected a positive integer, got {iterations}")
+        keys = check_keys(keys)
         callback = callback or (lambda k, m: None)
+        ops = self._ops(keys.shape[0] > 1)
         return {"gsiirl": self._run_gsiirl, "ma-irl": self._run_ma_irl, "marl": self._run_marl}[method](
-            key, int(iterations), callback)
+            ops, keys, int(iterations), callback)
 
-    def _warm_states(self, key, params_batch: RewardParams):
-        size = params_batch.theta_l.shape[0]
-        init_key, train_key = jax.random.split(key)
-        states = jax.vmap(lambda k: init_state(k, self.game, self.config.maddpg))(
-            jax.random.split(init_key, size))
+    def _warm_states(self, ops, keys, params: RewardParams):
+        """[S, P] MADDPG states trained from scratch for the warm-up on params [S, P]."""
+        size = params.theta_l.shape[1]
+        split = split_each(keys, 2)
+        init_keys, train_keys = split[:, 0], split[:, 1]
+        states = seedwise(lambda key: self._init_states(key, size), keys.shape[0] > 1, jit=False)(init_keys)
         for i in range(self.config.warmup_iterations // self.config.maddpg.iterations):
-            states, _ = self._step(jax.random.fold_in(train_key, i), states, params_batch)
+            states, _ = ops["step"](fold_in_each(train_keys, i), states, params)
         return states
 
-    def _train_fixed(self, key, params: RewardParams, iterations: int):
-        """MADDPG from scratch on one fixed reward pair ([1]-batched ``params``): warm-up + ``iterations``
-        fine-tunes. Returns (states [1], last measurement [1])."""
-        warm_key, key = jax.random.split(key)
-        states = self._warm_states(warm_key, params)
+    def _train_fixed(self, ops, keys, params: RewardParams, iterations: int):
+        """MADDPG from scratch on fixed rewards params [S, P]: warm-up + ``iterations`` fine-tunes.
+        Returns (states [S, P], last measurement [S, P])."""
+        split = split_each(keys, 2)
+        states = self._warm_states(ops, split[:, 0], params)
         measured = None
         for k in range(iterations):
-            states, measured = self._step(jax.random.fold_in(key, k), states, params)
+            states, measured = ops["step"](fold_in_each(split[:, 1], k), states, params)
         return states, measured
 
-    def _train_true(self, key, iterations: int):
-        """MADDPG on both true rewards: warm-up + ``iterations`` fine-tunes (the MARL policy), B = 1."""
-        return self._train_fixed(key, _params(jnp.zeros((1, self.game.learner_feature_size)),
-                                              jnp.zeros((1, self.game.expert_feature_size)), 1.0, 1.0), iterations)
+    def _true_params(self, size: int) -> RewardParams:
+        """Both TRUE rewards, [size, 1] (the MARL policy)."""
+        return _params(jnp.zeros((size, 1, self.game.learner_feature_size)),
+                       jnp.zeros((size, 1, self.game.expert_feature_size)), 1.0, 1.0)
 
     def retrained_evaluation(self, key: jax.Array, theta_l: jax.Array, theta_e: jax.Array, iterations: int, *,
                              true_learner_reward: bool = False, true_expert_reward: bool = False) -> dict:
@@ -295,46 +379,71 @@ class SampleBasedGSIIRL:
         if theta_l.shape != (self.game.learner_feature_size,) or theta_e.shape != (self.game.expert_feature_size,):
             raise ValueError(f"theta_l, theta_e: expected shapes ({self.game.learner_feature_size},) and "
                              f"({self.game.expert_feature_size},), got {theta_l.shape} and {theta_e.shape}")
-        if int(iterations) < 1:
+        return self.retrained_evaluations(jnp.asarray(key)[None], theta_l[None], theta_e[None], iterations,
+                                          true_learner_reward=true_learner_reward,
+                                          true_expert_reward=true_expert_reward)[0]
+
+    def retrained_evaluations(self, keys: jax.Array, thetas_l: jax.Array, thetas_e: jax.Array, iterations: int, *,
+                              true_learner_reward: bool = False, true_expert_reward: bool = False) -> list[dict]:
+        """:meth:`retrained_evaluation` for a seed group: keys [S, 2], thetas_l [S, n_l], thetas_e [S, n_e]."""
+        keys = check_keys(keys)
+        thetas_l, thetas_e = jnp.asarray(thetas_l, jnp.float32), jnp.asarray(thetas_e, jnp.float32)
+        size = keys.shape[0]
+        if thetas_l.shape != (size, self.game.learner_feature_size) or \
+                thetas_e.shape != (size, self.game.expert_feature_size):
+            raise ValueError(f"thetas_l, thetas_e: expected shapes ({size}, {self.game.learner_feature_size}) and "
+                             f"({size}, {self.game.expert_feature_size}), got {thetas_l.shape} and {thetas_e.shape}")
+        if isinstance(iterations, bool) or int(iterations) != iterations or int(iterations) < 1:
             raise ValueError(f"iterations: expected a positive integer, got {iterations}")
-        train_key, eval_key = jax.random.split(key)  # the same split as _run_marl
-        params = _params(theta_l[None], theta_e[None], float(true_learner_reward), float(true_expert_reward))
-        states, _ = self._train_fixed(train_key, params, int(iterations))
-        return self.evaluation(eval_key, _index(states, 0))
+        ops = self._ops(size > 1)
+        split = split_each(keys, 2)  # the same split as _run_marl
+        params = _params(thetas_l[:, None], thetas_e[:, None], float(true_learner_reward), float(true_expert_reward))
+        states, _ = self._train_fixed(ops, split[:, 0], params, int(iterations))
+        return self._group_evaluation(ops, split[:, 1], tree_index(states, (slice(None), 0)))
 
-    def _run_marl(self, key, iterations, callback):
+    def _run_marl(self, ops, keys, iterations, callback):
         start = time.perf_counter()
-        train_key, eval_key = jax.random.split(key)
-        states, _ = self._train_true(train_key, iterations)
-        state = _index(states, 0)
-        metrics = self.evaluation(eval_key, state)
-        metrics["wall_time"] = time.perf_counter() - start
+        split = split_each(keys, 2)
+        states, _ = self._train_fixed(ops, split[:, 0], self._true_params(keys.shape[0]), iterations)
+        states = tree_index(states, (slice(None), 0))
+        metrics = self._group_evaluation(ops, split[:, 1], states)
+        for m in metrics:
+            m["wall_time"] = time.perf_counter() - start
         callback(iterations - 1, metrics)
-        return [metrics], state
+        return [[m] for m in metrics], states
 
-    def _run_ma_irl(self, key, iterations, callback):
+    def _run_ma_irl(self, ops, keys, iterations, callback):
         """Passive MA-IRL: demonstrations with both TRUE rewards, then ML descent on both θ's."""
-        c, start = self.config, time.perf_counter()
-        demo_key, init_key, warm_key, loop_key = jax.random.split(key, 4)
-        _, demos = self._train_true(demo_key, iterations)  # last measurement = the demonstrations
-        demos = _index(demos, 0)
-        theta_l, theta_e = self.initial_parameters(init_key)
-        states = self._warm_states(warm_key, _params(theta_l[None], theta_e[None], 0.0, 0.0))
-        history = []
+        c, start, size = self.config, time.perf_counter(), keys.shape[0]
+        split = split_each(keys, 4)
+        demo_keys, init_keys, warm_keys, loop_keys = (split[:, i] for i in range(4))
+        _, demos = self._train_fixed(ops, demo_keys, self._true_params(size), iterations)
+        demos = tree_index(demos, (slice(None), 0))  # the last measurement = the demonstrations
+        theta_l, theta_e = ops["init_parameters"](init_keys)
+        model = lambda tl, te: _params(tl[:, None], te[:, None], 0.0, 0.0)
+        states = self._warm_states(ops, warm_keys, model(theta_l, theta_e))
+        descend = seedwise(self._ma_irl_update, size > 1, jit=False)
+        histories = [[] for _ in range(size)]
         for k in range(iterations):
-            k_train, k_eval = jax.random.split(jax.random.fold_in(loop_key, k))
-            states, m = self._step(k_train, states, _params(theta_l[None], theta_e[None], 0.0, 0.0))
-            state, m = _index(states, 0), _index(m, 0)
-            metrics = self.evaluation(k_eval, state)
-            metrics.update(wall_time=time.perf_counter() - start,
-                           expert_loss=float(self._nll(state.actor, demos["data"])),
-                           **self._theta_metrics(theta_l, theta_e))
-            theta_e = self._inner_update(theta_e, m["mu_e"], demos["mu_e"])  # Lemma 1
-            grad_l = (m["mu_l"] - demos["mu_l"]) / c.temperature + c.regularization * theta_l  # Lemma 3
-            theta_l = project_to_ball(theta_l - c.inner_step_size * grad_l, c.radius)
-            history.append(metrics)
+            step_keys = split_each(fold_in_each(loop_keys, k), 2)
+            states, m = ops["step"](step_keys[:, 0], states, model(theta_l, theta_e))
+            state, m = tree_index(states, (slice(None), 0)), tree_index(m, (slice(None), 0))
+            metrics = self._group_evaluation(ops, step_keys[:, 1], state)
+            losses = ops["nll"](state.actor, demos["data"])
+            wall = time.perf_counter() - start
+            for s, row in enumerate(metrics):
+                row.update(wall_time=wall, expert_loss=float(losses[s]),
+                           **self._theta_metrics(theta_l[s], theta_e[s]))
+                histories[s].append(row)
+            theta_l, theta_e = descend(theta_l, theta_e, m["mu_l"], m["mu_e"], demos["mu_l"], demos["mu_e"])
             callback(k, metrics)
-        return history, state
+        return histories, state
+
+    def _ma_irl_update(self, theta_l, theta_e, mu_l, mu_e, demo_mu_l, demo_mu_e):
+        c = self.config
+        theta_e = self._inner_update(theta_e, mu_e, demo_mu_e)  # Lemma 1
+        grad_l = (mu_l - demo_mu_l) / c.temperature + c.regularization * theta_l  # Lemma 3
+        return project_to_ball(theta_l - c.inner_step_size * grad_l, c.radius), theta_e
 
     def _theta_metrics(self, theta_l, theta_e) -> dict:
         return {f"theta_l_{i}": float(v) for i, v in enumerate(theta_l)} | {
@@ -345,57 +454,57 @@ class SampleBasedGSIIRL:
         pair = _params(jnp.stack([theta_l, theta_l]), jnp.stack([theta_e, theta_e]), 0.0, 0.0)
         return pair._replace(use_true_e=jnp.asarray([1.0, 0.0], jnp.float32))
 
-    def _run_gsiirl(self, key, iterations, callback):
+    def _run_gsiirl(self, ops, keys, iterations, callback):
         """Algorithm 1: interaction, t_k inner steps, SPSA hypergradient, projected ascent on θl."""
-        c, start = self.config, time.perf_counter()
-        init_key, warm_key, loop_key = jax.random.split(key, 3)
-        theta_l, theta_e = self.initial_parameters(init_key)
+        c, start, size = self.config, time.perf_counter(), keys.shape[0]
+        batched = size > 1
+        split = split_each(keys, 3)
+        init_keys, warm_keys, loop_keys = split[:, 0], split[:, 1], split[:, 2]
+        theta_l, theta_e = ops["init_parameters"](init_keys)
         step = c.outer_step_size or schedules.outer_step_size(iterations, c.lipschitz)
+        ascend = seedwise(self._ascent(step), batched, jit=False)
         # Two warm-started policies trained as one batch: the interaction policy (the learner plays
         # r_ld^θl + r_li, the simulated expert best-responds with its TRUE r_e) and the model policy
         # π^{θl,θe}. Both are fine-tuned at every step (the data policy's extra tuning is free in time).
-        states = self._warm_states(warm_key, self._pair(theta_l, theta_e))
-        history = []
+        states = self._warm_states(ops, warm_keys, ops["pair"](theta_l, theta_e))
+        histories = [[] for _ in range(size)]
         for k in range(iterations):
-            keys = jax.random.split(jax.random.fold_in(loop_key, k), 4)
+            iteration_keys = split_each(fold_in_each(loop_keys, k), 4)  # [S, 4, 2]
             data = None
             # Lines 3-8: interact once (D(θl) fixed for the iteration), then t_k projected gradient
             # steps on θe with Lemma 1's Monte-Carlo gradient μ_e(π^{θl,θe(t)}) − μ̂_e(D).
             for t in range(schedules.inner_steps(k)):
-                states, m = self._step(jax.random.fold_in(keys[0], t), states, self._pair(theta_l, theta_e))
+                states, m = ops["step"](fold_in_each(iteration_keys[:, 0], t), states, ops["pair"](theta_l, theta_e))
                 if data is None:
-                    data = _index(m, 0)
-                model = _index(m, 1)
+                    data = tree_index(m, (slice(None), 0))
+                model = tree_index(m, (slice(None), 1))
                 theta_e_used = theta_e
-                theta_e = self._inner_update(theta_e, model["mu_e"], data["mu_e"])
-            interaction_state, model_state = _index(states, 0), _index(states, 1)
+                theta_e = ops["inner_update"](theta_e, model["mu_e"], data["mu_e"])
+            interaction_state = tree_index(states, (slice(None), 0))
+            model_state = tree_index(states, (slice(None), 1))
             # Lines 10-14: SPSA hypergradient; the 2 + 2n perturbed pairs trained as one vmapped batch
             # warm-started from the model policy, with common random numbers.
             perturbation = max(schedules.perturbation_size(k + 1, c.perturbation_scale), c.perturbation_floor)
-
-            def evaluate(thetas_l, thetas_e, states=(model_state, interaction_state), spsa_key=keys[1], data=data):
-                return self._spsa_batch(spsa_key, *states, thetas_l, thetas_e, data["mu_l"], data["mu_e"])
-
-            estimate = spsa_hypergradient(
-                keys[2], evaluate, theta_l, theta_e, perturbation=perturbation, num_samples=c.spsa_samples,
-                regularization=c.regularization,
-                cross_term="learner_perturbation" if c.cross_term == "data_dependent" else "expert_perturbation")
-            metrics = self.evaluation(keys[3], model_state)
-            metrics.update(
-                wall_time=time.perf_counter() - start,
-                hypergradient_norm=float(jnp.linalg.norm(estimate.hypergradient)),
-                direct_gradient_norm=float(jnp.linalg.norm(estimate.learner_objective_gradient)),
-                upper_objective=float(model["upper_objective"]),
-                expert_loss=float(self._nll(model_state.actor, data["data"])),
-                **self._theta_metrics(theta_l, theta_e_used),
-            )
-            direction = estimate.hypergradient
-            if c.hypergradient_terms == "direct":
-                direction = estimate.learner_objective_gradient
-            if c.max_hypergradient_norm is not None:
-                direction = direction * jnp.minimum(1.0, c.max_hypergradient_norm / jnp.maximum(
-                    jnp.linalg.norm(direction), 1e-12))
-            theta_l = project_to_ball(theta_l + step * direction, c.radius)  # line 15 (ascent)
-            history.append(metrics)
+            arguments = (iteration_keys[:, 2], iteration_keys[:, 1], model_state, interaction_state, theta_l,
+                         theta_e, data["mu_l"], data["mu_e"])
+            if batched:
+                estimate = ops["hypergradient"](jnp.float32(perturbation), *arguments)
+            else:
+                estimate = tree_expand(self._hypergradient(perturbation)(*tree_index(arguments, 0)))
+            metrics = self._group_evaluation(ops, iteration_keys[:, 3], model_state)
+            losses = ops["nll"](model_state.actor, data["data"])
+            hypergradient_norms = jnp.linalg.norm(estimate.hypergradient, axis=-1)
+            direct_norms = jnp.linalg.norm(estimate.learner_objective_gradient, axis=-1)
+            wall = time.perf_counter() - start
+            for s, row in enumerate(metrics):
+                row.update(
+                    wall_time=wall, hypergradient_norm=float(hypergradient_norms[s]),
+                    direct_gradient_norm=float(direct_norms[s]),
+                    upper_objective=float(model["upper_objective"][s]), expert_loss=float(losses[s]),
+                    **self._theta_metrics(theta_l[s], theta_e_used[s]))
+                histories[s].append(row)
+            direction = estimate.learner_objective_gradient if c.hypergradient_terms == "direct" \
+                else estimate.hypergradient
+            theta_l = ascend(theta_l, direction)  # line 15 (ascent)
             callback(k, metrics)
-        return history, model_state
+        return histories, model_state

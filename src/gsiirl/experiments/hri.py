@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gsiirl.experiments.sample_units import OPTION_VALUES_BEFORE_ADDED  # resuming results files older than seed_batch
 from gsiirl.games.hri import HRI_DEFAULTS
 
 ALGORITHM_OPTIONS = {
@@ -57,6 +58,7 @@ ALGORITHM_OPTIONS = {
     "max_hypergradient_norm": 2.0,
     "hypergradient_terms": "lemma2",  # the paper's Lemma 2; "direct" (∇θl f only) is the ablation of docs/hri.md
     "cross_term": "data_dependent",  # Lemma 2's cross term: "data_dependent" (default) or "fixed_data" (paper, eq. 4)
+    "seed_batch": 5,  # seeds vmapped together as one batch (groups [g·B, (g+1)·B); docs/hri.md)
     "retrain_evaluation": True,  # also score a policy retrained from scratch on the final learned rewards (docs/hri.md)
     "sample_robot_start": [0.0, -0.4],  # Figure 3 (e): a start where the two paths cross
     "sample_human_start": [0.45, 0.0],
@@ -65,7 +67,7 @@ DEFAULT_OPTIONS = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in HR
                    **ALGORITHM_OPTIONS}
 
 
-_UNIT_ONLY_OPTIONS = ("retrain_evaluation",)  # read by the unit runner, not by the compiled back-end
+_UNIT_ONLY_OPTIONS = ("retrain_evaluation", "seed_batch")  # read by the unit runner, not by the compiled back-end
 
 
 def _freeze(options: dict) -> tuple:
@@ -122,36 +124,54 @@ def make_metrics_fn(safe_distance: float):
     return metrics
 
 
-def make_unit_runner(options: dict | None = None):
-    """Runner contract: ``run(method, seed, iterations, progress) -> {metric: [per-iteration values]}``.
+def make_group_runner(options: dict | None = None):
+    """Runner contract for seed groups: ``run(method, seeds, iterations, progress) -> [metrics per seed]``;
+    the seeds run as one vmapped batch (:mod:`gsiirl.experiments.sample_units`).
 
     ``options`` override :data:`DEFAULT_OPTIONS` (unknown keys are rejected)."""
     from gsiirl.experiments.runner import merge_options
+    from gsiirl.experiments.sample_units import check_seed_batch
 
     merged = merge_options(DEFAULT_OPTIONS, options)
+    check_seed_batch(merged)
     sample_game, algorithm = _build(_freeze(merged))
 
-    def run(method: str, seed: int, iterations: int, progress) -> dict[str, list[float]]:
+    def run(method: str, seeds: tuple[int, ...], iterations: int, progress) -> list[dict[str, list[float]]]:
         import jax
 
+        from gsiirl.algorithms.seed_batch import tree_index
+        from gsiirl.experiments.sample_units import run_seed_group
         from gsiirl.games.continuous import rollout
         from gsiirl.solvers.maddpg import make_policy
 
-        key = jax.random.PRNGKey(int(seed))
-        history, state = algorithm.run(method, key, int(iterations), lambda k, m: progress(k))
-        metrics = {name: [h.get(name) for h in history] for name in history[-1]}
-        if method != "marl" and merged["retrain_evaluation"]:
-            from gsiirl.algorithms.sample_based import retrained_metrics
+        results, states, keys = run_seed_group(algorithm, method, seeds, iterations, progress,
+                                               merged["retrain_evaluation"])
+        for index, metrics in enumerate(results):
+            actor = tree_index(states, index).actor
+            sample = rollout(jax.random.fold_in(keys[index], 7919), sample_game,
+                             make_policy(sample_game, actor, greedy=True), 1)
+            traj = np.asarray(sample.global_trajectory[0])
+            traj = traj[: int(np.asarray(sample.alive[0]).sum()) + 1]
+            for name, column in (("robot_x", 0), ("robot_y", 1), ("human_x", 2), ("human_y", 3)):
+                metrics[f"trajectory_{name}"] = [float(v) for v in traj[:, column]]
+        return results
 
-            metrics.update(retrained_metrics(algorithm, key, history, int(iterations)))
-        sample = rollout(jax.random.fold_in(key, 7919), sample_game,
-                         make_policy(sample_game, state.actor, greedy=True), 1)
-        traj = np.asarray(sample.global_trajectory[0])
-        steps = int(np.asarray(sample.alive[0]).sum())
-        traj = traj[: steps + 1]
-        for name, column in (("robot_x", 0), ("robot_y", 1), ("human_x", 2), ("human_y", 3)):
-            metrics[f"trajectory_{name}"] = [float(v) for v in traj[:, column]]
-        return metrics
+    return run
+
+
+def make_unit_runner(options: dict | None = None):
+    """Runner contract: ``run(method, seed, iterations, progress) -> {metric: [per-iteration values]}``.
+
+    Computes the seed's whole group (option ``seed_batch``) so its numbers are the runner's."""
+    from gsiirl.experiments.runner import merge_options
+    from gsiirl.experiments.sample_units import check_seed_batch, seed_group
+
+    batch = check_seed_batch(merge_options(DEFAULT_OPTIONS, options))
+    run_group = make_group_runner(options)
+
+    def run(method: str, seed: int, iterations: int, progress) -> dict[str, list[float]]:
+        group = seed_group(seed, batch)
+        return run_group(method, group, iterations, progress)[group.index(int(seed))]
 
     return run
 
@@ -240,4 +260,4 @@ def _sample_source(results: dict):
     return "none", {}
 
 
-__all__ = ["DEFAULT_OPTIONS", "make_unit_runner", "make_figure", "make_metrics_fn", "sample_outcomes"]
+__all__ = ["DEFAULT_OPTIONS", "OPTION_VALUES_BEFORE_ADDED", "make_group_runner", "make_unit_runner", "make_figure", "make_metrics_fn", "sample_outcomes"]

@@ -25,6 +25,8 @@ from typing import Callable
 
 import jax
 
+from gsiirl.experiments.sample_units import OPTION_VALUES_BEFORE_ADDED  # noqa: F401  (resuming old results)
+
 DEFAULT_OPTIONS: dict = {
     "feature_scale": 1.0,  # r^θ = feature_scale · φ·θ; true θe* = (−1, 0, …, 0) (docs/mpe.md)
     "discount": 0.95,  # training discount; reported returns are undiscounted 25-step sums
@@ -49,6 +51,7 @@ DEFAULT_OPTIONS: dict = {
     "greedy_evaluation": True,
     "expert_features": "all",  # expert reward model's features: "all" six or the "adversary"'s own two
     "cross_term": "data_dependent",  # Lemma 2's cross term: "data_dependent" (default) or "fixed_data" (paper, eq. 4)
+    "seed_batch": 1,  # seeds vmapped together; 1 here: MADDPG on MPE is compute-bound (docs/results.md)
     "retrain_evaluation": True,  # also score a policy retrained from scratch on the final learned rewards (docs/mpe.md)
 }
 
@@ -110,7 +113,7 @@ def make_backend(options: dict):
     return SampleBasedGSIIRL(game, config)
 
 
-_UNIT_ONLY_OPTIONS = ("retrain_evaluation",)  # read by the unit runner, not by the compiled back-end
+_UNIT_ONLY_OPTIONS = ("retrain_evaluation", "seed_batch")  # read by the unit runner, not by the compiled back-end
 
 
 @lru_cache(maxsize=4)
@@ -120,30 +123,44 @@ def _cached_backend(frozen: tuple):
     return make_backend(dict(frozen))
 
 
-def make_unit_runner(options: dict | None = None) -> Callable[[str, int, int, Callable[[int], None]], dict[str, list[float]]]:
-    """(method, seed, iterations, progress) -> per-iteration metric lists (runner contract).
+def make_group_runner(options: dict | None = None) -> Callable[..., list[dict[str, list[float]]]]:
+    """(method, seeds, iterations, progress) -> per-seed metric lists, the seeds run as one vmapped
+    batch (runner contract for seed groups; :mod:`gsiirl.experiments.sample_units`).
 
     ``options`` override :data:`DEFAULT_OPTIONS` (unknown keys are rejected). One back-end (and so one
-    set of compiled functions) serves every (method, seed) unit with these options in this process.
+    set of compiled functions) serves every unit with these options in this process.
     """
     from gsiirl.experiments.runner import freeze_options, merge_options
+    from gsiirl.experiments.sample_units import check_seed_batch
 
     options = merge_options(DEFAULT_OPTIONS, options)
     _check_options(options)
+    check_seed_batch(options)
     backend = _cached_backend(freeze_options(options, exclude=_UNIT_ONLY_OPTIONS))
 
-    def run_unit(method: str, seed: int, iterations: int, progress: Callable[[int], None]) -> dict[str, list[float]]:
+    def run(method: str, seeds: tuple[int, ...], iterations: int,
+            progress: Callable[[int], None]) -> list[dict[str, list[float]]]:
+        from gsiirl.experiments.sample_units import run_seed_group
+
         if method not in ("gsiirl", "ma-irl", "marl"):
             raise ValueError(f"method: expected 'gsiirl', 'ma-irl' or 'marl', got {method!r}")
-        history, _ = backend.run(method, jax.random.PRNGKey(int(seed)), int(iterations),
-                                 lambda k, metrics: progress(k))
-        names = sorted({name for metrics in history for name in metrics})
-        result = {name: [float(metrics.get(name, float("nan"))) for metrics in history] for name in names}
-        if method != "marl" and options["retrain_evaluation"]:
-            from gsiirl.algorithms.sample_based import retrained_metrics
+        return run_seed_group(backend, method, seeds, iterations, progress, options["retrain_evaluation"])[0]
 
-            result.update(retrained_metrics(backend, jax.random.PRNGKey(int(seed)), history, int(iterations)))
-        return result
+    return run
+
+
+def make_unit_runner(options: dict | None = None) -> Callable[[str, int, int, Callable[[int], None]], dict[str, list[float]]]:
+    """(method, seed, iterations, progress) -> per-iteration metric lists (runner contract); computes
+    the seed's whole group (option ``seed_batch``, default 1) so its numbers are the runner's."""
+    from gsiirl.experiments.runner import merge_options
+    from gsiirl.experiments.sample_units import check_seed_batch, seed_group
+
+    batch = check_seed_batch(merge_options(DEFAULT_OPTIONS, options))
+    run_group = make_group_runner(options)
+
+    def run_unit(method: str, seed: int, iterations: int, progress: Callable[[int], None]) -> dict[str, list[float]]:
+        group = seed_group(seed, batch)
+        return run_group(method, group, iterations, progress)[group.index(int(seed))]
 
     return run_unit
 

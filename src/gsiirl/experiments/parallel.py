@@ -1,7 +1,8 @@
-"""Where the (method, seed) units of an experiment run: in this process, in worker processes, or on Ray.
+"""Where the units of an experiment run: in this process, in worker processes, or on Ray.
 
-Every unit is a pure function of (experiment, method, seed, iterations, options), so the backends give
-identical numbers; only wall time differs. Results are handed back as units finish, so the runner can
+A unit is one method on one *seed group* (a single seed, or the fixed group of seeds an experiment
+vmaps together, option ``seed_batch``). Every unit is a pure function of (experiment, method, seeds,
+iterations, options), so the backends give identical numbers; only wall time differs. Results are handed back as units finish, so the runner can
 save each one atomically the moment it completes (nothing finished is lost on a crash).
 """
 
@@ -13,22 +14,34 @@ from typing import Callable, Iterable, Iterator
 
 BACKENDS = ("serial", "process", "ray")
 
-Unit = tuple[str, str, int, int, dict]  # (experiment, method, seed, iterations, options)
+Unit = tuple[str, str, tuple[int, ...], int, dict]  # (experiment, method, seeds, iterations, options)
+GroupRunner = Callable[[str, tuple[int, ...], int, Callable[[int], None]], list[dict]]
 
 
-def run_unit(unit: Unit) -> dict[str, list[float]]:
-    """Run one (method, seed) unit in the current process (importable by worker processes and Ray)."""
+def make_runner(module, options: dict) -> GroupRunner:
+    """``run(method, seeds, iterations, progress) -> [metrics per seed]`` for an experiment module: its
+    ``make_group_runner`` if it has one (seeds vmapped together), else its per-seed unit runner in a loop."""
+    if hasattr(module, "make_group_runner"):
+        return module.make_group_runner(options)
+    single = module.make_unit_runner(options)
+    return lambda method, seeds, iterations, progress: [single(method, seed, iterations, progress) for seed in seeds]
+
+
+def run_unit(unit: Unit, progress: Callable[[int], None] | None = None) -> list[dict[str, list[float]]]:
+    """Run one unit in the current process (importable by worker processes and Ray): one metrics dict
+    per seed of the unit's group. ``progress(k)`` is called after outer iteration k."""
     from gsiirl.experiments.runner import load_experiment
 
-    experiment, method, seed, iterations, options = unit
-    runner = load_experiment(experiment).make_unit_runner(options)
-    return runner(method, seed, iterations, lambda _: None)
+    experiment, method, seeds, iterations, options = unit
+    runner = make_runner(load_experiment(experiment), options)
+    return runner(method, tuple(seeds), iterations, progress or (lambda _: None))
 
 
 def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | None = None,
                   address: str | None = None,
-                  serial_runner: Callable[[Unit], dict] | None = None) -> Iterator[tuple[Unit, dict]]:
-    """Yield (unit, metrics) as units finish. ``serial_runner`` lets the serial backend report progress."""
+                  serial_runner: Callable[[Unit], list[dict]] | None = None) -> Iterator[tuple[Unit, list[dict]]]:
+    """Yield (unit, [metrics per seed of the unit]) as units finish. ``serial_runner`` lets the serial
+    backend report progress."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
     if backend == "serial":

@@ -6,10 +6,13 @@
      "methods": {METHOD: {"seeds": {"0": {"learner_return": [..per iteration..], ...}, ...},
                           "final": {"learner_return": {"mean": .., "std": .., "n": ..}, ...}}}}
 
-The file is rewritten atomically (temp file + ``os.replace``) after every finished (method, seed) unit.
-``resume=True`` reloads it, checks that it was made with the same configuration, skips finished units
-and runs the rest; every unit is a pure function of (method, seed, config), so a killed-then-resumed
-run ends with exactly the numbers of an uninterrupted one. ``final`` holds, per metric, the mean and
+The file is rewritten atomically (temp file + ``os.replace``) after every finished unit: one method on
+one seed, or on one fixed group of seeds that an experiment vmaps together (its option ``seed_batch`` =
+B: groups [g·B, (g+1)·B), always computed whole; only the requested seeds are stored).
+``resume=True`` reloads it, checks that it was made with the same configuration, skips finished seeds
+and runs the rest; every unit is a pure function of (method, seeds, config), so a killed-then-resumed
+run ends with exactly the numbers of an uninterrupted one. Options an experiment added later are read
+from an older file as the module's ``OPTION_VALUES_BEFORE_ADDED`` (the value that file was made with). ``final`` holds, per metric, the mean and
 standard deviation (numpy's default ``ddof=0``) over seeds of each seed's LAST value.
 Non-finite numbers are stored as ``null`` (JSON has no NaN) and ignored by ``final``.
 """
@@ -186,6 +189,17 @@ def load_results(path: Path) -> dict:
     return results
 
 
+def _differences(stored: dict, requested: dict) -> str:
+    """The fields (and options) in which two run configurations differ, for the resume error."""
+    stored, requested = _comparable(stored), _comparable(requested)
+    names = [key for key in sorted(set(stored) | set(requested)) if key != "options" and stored.get(key) != requested.get(key)]
+    stored_options, requested_options = stored.get("options") or {}, requested.get("options") or {}
+    names += [f"option {key}: {stored_options.get(key)!r} in the file, {requested_options.get(key)!r} now"
+              for key in sorted(set(stored_options) | set(requested_options))
+              if stored_options.get(key) != requested_options.get(key)]
+    return "; ".join(names) or "unknown difference"
+
+
 def _comparable(config: dict) -> dict:
     """The part of the config that must match for a resume (methods / seeds may grow)."""
     return {key: value for key, value in config.items() if key not in ("methods", "seeds")}
@@ -246,8 +260,13 @@ def run_experiment(
 
     if path.exists() and resume:
         results = load_results(path)
+        stored_options = results["config"].get("options")
+        if isinstance(stored_options, dict):
+            for key, value in getattr(module, "OPTION_VALUES_BEFORE_ADDED", {}).items():
+                stored_options.setdefault(key, value)
         if results["experiment"] != experiment or _comparable(results["config"]) != _comparable(config):
-            raise ResultsFileError(f"{path}: was made with a different configuration; --resume needs the same "
+            raise ResultsFileError(f"{path}: was made with a different configuration "
+                                   f"({_differences(results['config'], config)}); --resume needs the same "
                                    "experiment, --iters and options (use another --out to start afresh)")
         results["config"] = {**config, "methods": list(dict.fromkeys(results["config"].get("methods", []) + methods)),
                              "seeds": max(int(results["config"].get("seeds", 0)), int(seeds))}
@@ -257,49 +276,61 @@ def run_experiment(
         results = {"schema_version": SCHEMA_VERSION, "experiment": experiment, "config": config,
                    "versions": library_versions(), "methods": {}}
 
-    def store(method: str, seed: int, metrics: dict) -> None:
-        block = results["methods"].setdefault(method, {"seeds": {}, "final": {}})
-        block["seeds"][str(seed)] = _clean_metrics(metrics)
+    def wanted(method: str, group: tuple[int, ...]) -> list[int]:
+        """The seeds of a unit's group that this run asked for and that are not stored yet."""
+        stored = results["methods"][method]["seeds"]
+        return [seed for seed in group if seed < int(seeds) and str(seed) not in stored]
+
+    def store(unit, per_seed: list[dict]) -> None:
+        _, method, group, _, _ = unit
+        block = results["methods"][method]
+        for seed in wanted(method, group):
+            block["seeds"][str(seed)] = _clean_metrics(per_seed[group.index(seed)])
         block["seeds"] = {key: block["seeds"][key] for key in sorted(block["seeds"], key=int)}
         block["final"] = summarize(block["seeds"])
         save_results(results, path)
 
+    batch = int(merged.get("seed_batch", 1)) if hasattr(module, "make_group_runner") else 1
     pending = []
     for method in methods:
         block = results["methods"].setdefault(method, {"seeds": {}, "final": {}})
-        for seed in range(int(seeds)):
-            if str(seed) in block["seeds"]:
-                if progress is not None:
-                    progress(int(iterations))
-                continue
-            pending.append((experiment, method, seed, int(iterations), merged))
+        missing = [seed for seed in range(int(seeds)) if str(seed) not in block["seeds"]]
+        if progress is not None and len(missing) < int(seeds):
+            progress(int(iterations) * (int(seeds) - len(missing)))
+        groups = dict.fromkeys(tuple(range(seed // batch * batch, seed // batch * batch + batch)) for seed in missing)
+        pending.extend((experiment, method, group, int(iterations), merged) for group in groups)
 
     if backend != "serial":
         from gsiirl.experiments.parallel import execute_units
 
         if describe is not None and pending:
             describe(f"{experiment}: {len(pending)} units on {backend}")
-        for (_, method, seed, _, _), metrics in execute_units(pending, backend=backend, workers=workers,
-                                                              address=address):
-            store(method, seed, metrics)
+        for unit, per_seed in execute_units(pending, backend=backend, workers=workers, address=address):
+            count = len(wanted(unit[1], unit[2]))
+            store(unit, per_seed)
             if progress is not None:
-                progress(int(iterations))
+                progress(int(iterations) * count)
         return results
 
-    run_unit = module.make_unit_runner(merged)
-    for _, method, seed, _, _ in pending:
+    from gsiirl.experiments.parallel import make_runner
+
+    run_group = make_runner(module, merged)
+    for unit in pending:
+        _, method, group, _, _ = unit
+        count = len(wanted(method, group))
         if describe is not None:
-            describe(f"{experiment} {method} seed {seed}")
+            describe(f"{experiment} {method} seed{'s' if len(group) > 1 else ''} "
+                     + (f"{group[0]}–{group[-1]}" if len(group) > 1 else f"{group[0]}"))
         done = [0]
 
-        def on_iteration(iteration: int, done=done) -> None:
+        def on_iteration(iteration: int, done=done, count=count) -> None:
             finished = min(int(iteration) + 1, int(iterations))
             if progress is not None and finished > done[0]:
-                progress(finished - done[0])
+                progress((finished - done[0]) * count)
             done[0] = max(done[0], finished)
 
-        metrics = run_unit(method, seed, int(iterations), on_iteration)
+        per_seed = run_group(method, group, int(iterations), on_iteration)
         if progress is not None and done[0] < iterations:
-            progress(int(iterations) - done[0])
-        store(method, seed, metrics)
+            progress((int(iterations) - done[0]) * count)
+        store(unit, per_seed)
     return results

@@ -1,0 +1,54 @@
+"""Seed groups for the sample-based experiments (HRI, MPE): the runner's unit is a group of seeds.
+
+Seeds are grouped as [g·B, (g+1)·B) for the option ``seed_batch`` = B, and a group is always computed
+whole, in one vmapped batch (:meth:`SampleBasedGSIIRL.run_seeds`): float32 rounding depends on the
+batch, so fixing the groups makes a seed's numbers independent of ``--seeds`` and of resumes.
+B = 1 is exactly the per-seed computation.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+# Results files written before ``seed_batch`` existed were computed one seed at a time.
+OPTION_VALUES_BEFORE_ADDED = {"seed_batch": 1}
+
+
+def check_seed_batch(options: dict) -> int:
+    """The validated ``seed_batch`` option (a positive integer)."""
+    value = options["seed_batch"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"seed_batch: expected a positive integer (seeds vmapped together), got {value!r}")
+    return value
+
+
+def seed_group(seed: int, batch: int) -> tuple[int, ...]:
+    """The fixed group of ``seed``: (g·B, …, g·B + B − 1) with g = seed // B."""
+    first = (int(seed) // batch) * batch
+    return tuple(range(first, first + batch))
+
+
+def run_seed_group(algorithm, method: str, seeds: tuple[int, ...], iterations: int,
+                   progress: Callable[[int], None], retrain: bool) -> tuple[list[dict], object, object]:
+    """Run ``method`` for ``seeds`` as one batch (PRNG key of seed s = PRNGKey(s)).
+
+    Returns (per seed: {metric: [per-iteration values]} incl. ``retrained_*`` if ``retrain``, the final
+    joint MADDPG states [S], the keys [S, 2])."""
+    import jax
+    import jax.numpy as jnp
+
+    from gsiirl.algorithms.sample_based import final_thetas
+
+    keys = jnp.stack([jax.random.PRNGKey(int(seed)) for seed in seeds])
+    histories, states = algorithm.run_seeds(method, keys, int(iterations), lambda k, metrics: progress(k))
+    results = []
+    for history in histories:
+        names = sorted({name for metrics in history for name in metrics})
+        results.append({name: [float(metrics.get(name, float("nan"))) for metrics in history] for name in names})
+    if method != "marl" and retrain:
+        thetas = [final_thetas(history) for history in histories]
+        retrained = algorithm.retrained_evaluations(keys, jnp.stack([t[0] for t in thetas]),
+                                                    jnp.stack([t[1] for t in thetas]), int(iterations))
+        for result, metrics in zip(results, retrained):
+            result.update({f"retrained_{name}": [float(value)] for name, value in metrics.items()})
+    return results, states, keys
