@@ -1,7 +1,7 @@
 """HRI benchmark (not a test): vmapped env steps/s, one GSIIRL outer iteration, a whole unit / run.
 
-    python benchmarks/bench_hri.py                 # env throughput + outer-iteration time
-    python benchmarks/bench_hri.py --unit 100      # + one (method, seed) unit of each method, K=100
+    python benchmarks/bench_hri.py                 # env throughput + outer-iteration time, 1 vs 5 seeds
+    python benchmarks/bench_hri.py --unit 100      # + one unit (a group of 5 seeds) of each method, K=100
     python benchmarks/bench_hri.py --full 10 100   # + the full run: 10 seeds x 100 iterations, all methods
 
 The goal of issue #5 is the full HRI run (10 seeds x 100 iterations) in under 10 minutes on 2 cores.
@@ -33,27 +33,31 @@ def env_throughput(num_envs: int = 4096, repeats: int = 5) -> float:
     return repeats * num_envs * game.horizon / (time.perf_counter() - start)
 
 
-def outer_iteration_time(iterations: int = 6) -> tuple[float, float]:
-    """(seconds for the first GSIIRL iteration incl. compilation and warm-up, mean seconds per later one)."""
+def outer_iteration_time(iterations: int = 6, batch: int = 1) -> tuple[float, float]:
+    """(seconds for the first GSIIRL iteration incl. compilation and warm-up, mean seconds per later one)
+    of a group of ``batch`` seeds run as one vmapped batch (``SampleBasedGSIIRL.run_seeds``)."""
     from gsiirl.experiments import hri
 
     _, algorithm = hri._build(hri._freeze(hri.DEFAULT_OPTIONS))
+    keys = jnp.stack([jax.random.PRNGKey(seed) for seed in range(batch)])
     stamps = []
     start = time.perf_counter()
-    algorithm.run("gsiirl", jax.random.PRNGKey(0), iterations, lambda k, m: stamps.append(time.perf_counter()))
+    algorithm.run_seeds("gsiirl", keys, iterations, lambda k, m: stamps.append(time.perf_counter()))
     later = [b - a for a, b in zip(stamps[:-1], stamps[1:])]
     return stamps[0] - start, sum(later) / len(later)
 
 
 def unit_times(iterations: int) -> dict[str, float]:
-    """Wall time of one (method, seed) unit per method (compilation of that method's pieces included)."""
+    """Wall time of one unit per method: the group of seeds 0..B-1 (B = the default ``seed_batch``),
+    compilation of that method's pieces included."""
     from gsiirl.experiments import hri
 
-    run = hri.make_unit_runner({})
+    run = hri.make_group_runner({})
+    group = tuple(range(hri.DEFAULT_OPTIONS["seed_batch"]))
     times = {}
     for method in ("marl", "gsiirl", "ma-irl"):
         start = time.perf_counter()
-        run(method, 0, iterations, lambda k: None)
+        run(method, group, iterations, lambda k: None)
         times[method] = time.perf_counter() - start
     return times
 
@@ -70,12 +74,17 @@ def full_run(seeds: int, iterations: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--unit", type=int, default=0, help="also time one unit per method with K iterations")
+    parser.add_argument("--batch", type=int, default=5, help="seed-group size to compare with one seed")
     parser.add_argument("--full", type=int, nargs=2, metavar=("SEEDS", "ITERS"), help="also time a full run")
     args = parser.parse_args()
     print(f"jax {jax.__version__}, devices {jax.devices()}, x64={jnp.zeros(()).dtype == jnp.float64}")
     print(f"env: {env_throughput():,.0f} joint steps/s (4,096 vmapped envs, uniform-random policy)")
-    first, per_iteration = outer_iteration_time()
-    print(f"gsiirl: first outer iteration {first:.1f} s (compile + warm-up), then {per_iteration:.3f} s/iteration")
+    first, single = outer_iteration_time()
+    print(f"gsiirl: first outer iteration {first:.1f} s (compile + warm-up), then {single:.3f} s/iteration")
+    batch = args.batch
+    first, grouped = outer_iteration_time(batch=batch)
+    print(f"gsiirl, {batch} seeds vmapped: first iteration {first:.1f} s, then {grouped:.3f} s/iteration = "
+          f"{grouped / batch:.3f} s per seed-iteration, ratio to one seed {grouped / batch / single:.2f}")
     if args.unit:
         for method, seconds in unit_times(args.unit).items():
             print(f"unit {method} (K={args.unit}): {seconds:.1f} s")

@@ -18,13 +18,16 @@ both TRUE rewards; no interaction), ``marl`` (MADDPG on both true rewards; one v
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
 from gsiirl.algorithms import schedules
+from gsiirl.algorithms.sample_based_config import (  # noqa: F401  (re-exported: the back-end's public names)
+    CROSS_TERMS, SampleBasedConfig, _params, final_thetas,
+)
 from gsiirl.algorithms.seed_batch import (
     check_keys, fold_in_each, per_seed_floats, seedwise, split_each, tree_expand, tree_index,
 )
@@ -34,92 +37,12 @@ from gsiirl.games.continuous import (
 from gsiirl.hypergradients.spsa import spsa_hypergradient
 from gsiirl.hypergradients.types import LowerLevelEvaluation
 from gsiirl.rewards import project_to_ball
-from gsiirl.solvers.maddpg import MADDPGConfig, init_state, log_likelihood, make_policy, make_train
+from gsiirl.rewards.models import random_in_ball
+from gsiirl.solvers.maddpg import init_state, log_likelihood, make_policy, make_train
 
 METHODS = ("gsiirl", "ma-irl", "marl")
 _NOT_REPORTED = ("mu_l", "mu_e", "upper_objective", "data")  # estimator internals, not metrics
-CROSS_TERMS = ("fixed_data", "data_dependent")
 MetricsFn = Callable[[Rollout], dict]
-
-
-@dataclass(frozen=True)
-class SampleBasedConfig:
-    """Hyper-parameters of the sample-based back-end (validated on construction)."""
-
-    maddpg: MADDPGConfig = field(default_factory=lambda: MADDPGConfig(iterations=2))
-    warmup_iterations: int = 60  # MADDPG cycles from scratch before the first outer iteration
-    data_episodes: int = 256  # |D(θl)| trajectories per interaction
-    evaluation_episodes: int = 256  # rollouts for μ(π), f and the metrics
-    temperature: float = 1.0  # α in Lemma 1/3: ∇L = (μ(π) − μ̂(D)) / α
-    regularization: float = 0.01  # λ
-    radius: float = 1.5  # both θ's live in the ball of this radius
-    inner_step_size: float = 0.05  # β
-    outer_step_size: float | None = None  # None: 1 / (L_f √K) (Theorem 2)
-    lipschitz: float = 1.0
-    spsa_samples: int = 2
-    perturbation_scale: float = 1.0  # p(k) = max(scale / (k+1), floor)
-    perturbation_floor: float = 0.0
-    max_hypergradient_norm: float | None = None  # clip ‖∇F‖ before the step (Monte-Carlo SPSA is noisy)
-    hypergradient_terms: str = "lemma2"  # "lemma2": ∇θl f − C H⁻¹ ∇θe f; "direct": ∇θl f only (ablation)
-    # "fixed_data": the paper's eq. 4 cross term (D(θl) held fixed); "data_dependent": the total
-    # derivative, D re-collected at θl ± pΔl (two more trainings per iteration; docs/design_decisions.md)
-    cross_term: str = "data_dependent"
-    greedy_evaluation: bool = True  # metrics with deterministic (argmax) policies, as the paper
-
-    def __post_init__(self) -> None:
-        for name in ("warmup_iterations", "data_episodes", "evaluation_episodes", "spsa_samples"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
-        for name in ("temperature", "regularization", "radius", "inner_step_size", "lipschitz",
-                     "perturbation_scale"):
-            if not float(getattr(self, name)) > 0:
-                raise ValueError(f"{name}: expected a positive number, got {getattr(self, name)}")
-        if self.outer_step_size is not None and not self.outer_step_size > 0:
-            raise ValueError(f"outer_step_size: expected a positive number or None, got {self.outer_step_size}")
-        if self.max_hypergradient_norm is not None and not self.max_hypergradient_norm > 0:
-            raise ValueError(f"max_hypergradient_norm: expected a positive number or None, "
-                             f"got {self.max_hypergradient_norm}")
-        if self.hypergradient_terms not in ("lemma2", "direct"):
-            raise ValueError(f"hypergradient_terms: expected 'lemma2' or 'direct', got {self.hypergradient_terms!r}")
-        if self.cross_term not in CROSS_TERMS:
-            raise ValueError(f"cross_term: expected one of {list(CROSS_TERMS)}, got {self.cross_term!r}")
-        if self.perturbation_floor < 0:
-            raise ValueError(f"perturbation_floor: expected >= 0, got {self.perturbation_floor}")
-
-
-def random_in_ball(key: jax.Array, size: int, radius: float) -> jax.Array:
-    """Random direction with norm uniform in [0.5, 1]·radius: the random initial rewards."""
-    direction_key, norm_key = jax.random.split(key)
-    direction = jax.random.normal(direction_key, (size,))
-    direction = direction / jnp.linalg.norm(direction)
-    return direction * radius * jax.random.uniform(norm_key, (), minval=0.5, maxval=1.0)
-
-
-def _params(theta_l, theta_e, use_true_ld, use_true_e) -> RewardParams:
-    batch = jnp.shape(theta_l)[:-1]
-    flag = lambda v: jnp.full(batch, float(v), jnp.float32)
-    return RewardParams(jnp.asarray(theta_l, jnp.float32), jnp.asarray(theta_e, jnp.float32),
-                        flag(use_true_ld), flag(use_true_e))
-
-
-def final_thetas(history: list[dict]) -> tuple[jax.Array, jax.Array]:
-    """(θl [n_l], θe [n_e]) recorded in the last metrics row of a GSIIRL / MA-IRL history: the rewards
-    whose policy that row reports (``theta_l_0…``, ``theta_e_0…``)."""
-    last = history[-1] if history else {}
-    theta_l = [last[f"theta_l_{i}"] for i in range(sum(k.startswith("theta_l_") for k in last))]
-    theta_e = [last[f"theta_e_{i}"] for i in range(sum(k.startswith("theta_e_") for k in last))]
-    if not theta_l or not theta_e:
-        raise ValueError("history: expected theta_l_* and theta_e_* in the last row (a GSIIRL or MA-IRL run)")
-    return jnp.asarray(theta_l, jnp.float32), jnp.asarray(theta_e, jnp.float32)
-
-
-def retrained_metrics(algorithm: "SampleBasedGSIIRL", key: jax.Array, history: list[dict],
-                      iterations: int) -> dict[str, list[float]]:
-    """``retrained_<metric>``: :meth:`SampleBasedGSIIRL.retrained_evaluation` of a run's final learned
-    rewards (one value each), for the experiments' unit runners."""
-    theta_l, theta_e = final_thetas(history)
-    metrics = algorithm.retrained_evaluation(key, theta_l, theta_e, iterations)
-    return {f"retrained_{name}": [float(value)] for name, value in metrics.items()}
 
 
 class SampleBasedGSIIRL:
@@ -246,29 +169,14 @@ class SampleBasedGSIIRL:
         """[size] fresh MADDPG states (one per member of a reward batch)."""
         return jax.vmap(lambda k: init_state(k, self.game, self.config.maddpg))(jax.random.split(key, size))
 
-    def _hypergradient(self, perturbation: float):
-        """Per-seed SPSA estimate with the batched evaluate of :meth:`_spsa_batch_impl` (eager, jitted
-        evaluate: the per-seed code path)."""
-        c = self.config
-
-        def estimate(key, spsa_key, model_state, interaction_state, theta_l, theta_e, mu_l, mu_e):
-            def evaluate(thetas_l, thetas_e):
-                return self._spsa_batch(spsa_key, model_state, interaction_state, thetas_l, thetas_e, mu_l, mu_e)
-
-            return spsa_hypergradient(
-                key, evaluate, theta_l, theta_e, perturbation=perturbation, num_samples=c.spsa_samples,
-                regularization=c.regularization,
-                cross_term="learner_perturbation" if c.cross_term == "data_dependent" else "expert_perturbation")
-
-        return estimate
-
-    def _hypergradient_group_impl(self, perturbation, key, spsa_key, model_state, interaction_state, theta_l,
-                                  theta_e, mu_l, mu_e):
-        """The same estimate as one traceable function (vmapped over a seed group, jitted)."""
+    def _estimate(self, batch, perturbation, key, spsa_key, model_state, interaction_state, theta_l, theta_e,
+                  mu_l, mu_e):
+        """One seed's SPSA hypergradient (lines 10-14) with ``batch`` = :meth:`_spsa_batch_impl` or its
+        jitted form as the back-end's batched evaluate."""
         c = self.config
 
         def evaluate(thetas_l, thetas_e):
-            return self._spsa_batch_impl(spsa_key, model_state, interaction_state, thetas_l, thetas_e, mu_l, mu_e)
+            return batch(spsa_key, model_state, interaction_state, thetas_l, thetas_e, mu_l, mu_e)
 
         return spsa_hypergradient(
             key, evaluate, theta_l, theta_e, perturbation=perturbation, num_samples=c.spsa_samples,
@@ -298,8 +206,12 @@ class SampleBasedGSIIRL:
                 init_parameters=seedwise(self.initial_parameters, batched, jit=False),
                 inner_update=seedwise(self._inner_update, batched, jit=False),
                 pair=seedwise(self._pair, batched, jit=False),
-                hypergradient=(jax.jit(jax.vmap(self._hypergradient_group_impl, in_axes=(None,) + (0,) * 8))
-                               if batched else None),
+                # a group: one jitted function of the whole estimate; a single seed: the eager estimate
+                # around the jitted batch (the per-seed code path, kept bit for bit)
+                hypergradient=(jax.jit(jax.vmap(partial(self._estimate, self._spsa_batch_impl),
+                                                in_axes=(None,) + (0,) * 8)) if batched
+                               else lambda perturbation, *args: tree_expand(self._estimate(
+                                   self._spsa_batch, perturbation, *tree_index(args, 0)))),
             )
         return self._group_ops[batched]
 
@@ -414,7 +326,7 @@ class SampleBasedGSIIRL:
 
     def _run_ma_irl(self, ops, keys, iterations, callback):
         """Passive MA-IRL: demonstrations with both TRUE rewards, then ML descent on both θ's."""
-        c, start, size = self.config, time.perf_counter(), keys.shape[0]
+        start, size = time.perf_counter(), keys.shape[0]
         split = split_each(keys, 4)
         demo_keys, init_keys, warm_keys, loop_keys = (split[:, i] for i in range(4))
         _, demos = self._train_fixed(ops, demo_keys, self._true_params(size), iterations)
@@ -487,10 +399,7 @@ class SampleBasedGSIIRL:
             perturbation = max(schedules.perturbation_size(k + 1, c.perturbation_scale), c.perturbation_floor)
             arguments = (iteration_keys[:, 2], iteration_keys[:, 1], model_state, interaction_state, theta_l,
                          theta_e, data["mu_l"], data["mu_e"])
-            if batched:
-                estimate = ops["hypergradient"](jnp.float32(perturbation), *arguments)
-            else:
-                estimate = tree_expand(self._hypergradient(perturbation)(*tree_index(arguments, 0)))
+            estimate = ops["hypergradient"](jnp.float32(perturbation) if batched else perturbation, *arguments)
             metrics = self._group_evaluation(ops, iteration_keys[:, 3], model_state)
             losses = ops["nll"](model_state.actor, data["data"])
             hypergradient_norms = jnp.linalg.norm(estimate.hypergradient, axis=-1)

@@ -23,8 +23,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-import jax
-
 from gsiirl.experiments.sample_units import OPTION_VALUES_BEFORE_ADDED  # noqa: F401  (resuming old results)
 
 DEFAULT_OPTIONS: dict = {

@@ -46,7 +46,7 @@ class RewardModel(Protocol):
     def init(self, key: jax.Array, radius: float = 1.0) -> jax.Array: ...
 
 
-def _random_in_ball(key: jax.Array, num_params: int, radius: float) -> jax.Array:
+def random_in_ball(key: jax.Array, num_params: int, radius: float) -> jax.Array:
     """A random direction scaled to a random radius in [0.5, 1] * radius."""
     direction_key, radius_key = jax.random.split(key)
     direction = jax.random.normal(direction_key, (num_params,))
@@ -87,7 +87,7 @@ class LinearReward(PytreeModel):
         return self.scale * jnp.tensordot(self.features, theta, axes=([3], [0]))
 
     def init(self, key: jax.Array, radius: float = 1.0) -> jax.Array:
-        return _random_in_ball(key, self.num_params, radius)
+        return random_in_ball(key, self.num_params, radius)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -128,4 +128,4 @@ class MLPReward(PytreeModel):
         return self.scale * (jnp.tensordot(hidden, weights2, axes=([3], [0])) + bias2)
 
     def init(self, key: jax.Array, radius: float = 1.0) -> jax.Array:
-        return _random_in_ball(key, self.num_params, radius)
+        return random_in_ball(key, self.num_params, radius)
