@@ -237,13 +237,13 @@ def test_group_runner_runs_fixed_seed_groups_with_a_trajectory_per_seed():
     small = {"horizon": 5, "hidden": 8, "num_envs": 4, "finetune_cycles": 1, "updates_per_cycle": 2,
              "buffer_cycles": 2, "minibatch_size": 16, "warmup_cycles": 2, "data_episodes": 8,
              "evaluation_episodes": 8, "spsa_samples": 1, "seed_batch": 2}
-    ticks = []
-    group = experiment.make_group_runner(small)("gsiirl", (0, 1), 2, ticks.append)
+    ticks = []  # MA-IRL: the cheapest method with per-iteration rows and a retrained evaluation
+    group = experiment.make_group_runner(small)("ma-irl", (0, 1), 2, ticks.append)
     assert ticks == [0, 1] and len(group) == 2
     for metrics in group:
         assert len(metrics["learner_return"]) == 2 and len(metrics["retrained_learner_return"]) == 1
         assert 2 <= len(metrics["trajectory_robot_x"]) <= 6  # start + at most T = 5 steps
     assert group[0]["learner_return"] != group[1]["learner_return"]  # two seeds, not one copied
     # the unit runner computes the seed's whole group, so it gives the runner's numbers exactly
-    alone = experiment.make_unit_runner(small)("gsiirl", 1, 2, lambda k: None)
+    alone = experiment.make_unit_runner(small)("ma-irl", 1, 2, lambda k: None)
     assert {k: v for k, v in alone.items() if k != "wall_time"} == {k: v for k, v in group[1].items() if k != "wall_time"}

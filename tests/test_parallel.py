@@ -114,3 +114,43 @@ def test_table1_reward_transfer_section_pairs_seeds_with_marl():
     retrained = [r for r in rows if r["method"] == "GSIIRL retrained"]
     assert [(r["player"], r["experiment"], float(r["mean"])) for r in retrained] == [("learner", "HRI", 1.25),
                                                                                     ("expert", "HRI", -5.0)]
+
+
+def test_workers_end_when_their_runner_is_killed(tmp_path):
+    """A runner killed with SIGKILL must not leave its worker processes computing orphaned units."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "runner.py"
+    script.write_text(
+        "import multiprocessing, os, sys, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from gsiirl.experiments.parallel import exit_with_parent\n"
+        "if __name__ == '__main__':\n"
+        "    context = multiprocessing.get_context('spawn')\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(), 0.1))\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    pool.submit(time.sleep, 120)\n"
+        "    time.sleep(120)\n")
+    runner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(runner.stdout.readline())
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    def ended(pid):  # gone, or a zombie waiting for a parent (an orphan's new parent may not reap it)
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if ended(worker):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        raise AssertionError("the worker outlived its killed runner by 20 s")

@@ -9,6 +9,9 @@ save each one atomically the moment it completes (nothing finished is lost on a 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable, Iterable, Iterator
 
@@ -37,6 +40,19 @@ def run_unit(unit: Unit, progress: Callable[[int], None] | None = None) -> list[
     return runner(method, tuple(seeds), iterations, progress or (lambda _: None))
 
 
+def exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    """Worker initializer: end this worker process once ``parent_pid`` is no longer its parent.
+
+    A killed runner (SIGKILL, or SIGTERM to the runner alone) would otherwise leave its workers finishing
+    units whose results nobody receives, holding the CPU for minutes (a unit can run for a quarter hour)."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | None = None,
                   address: str | None = None,
                   serial_runner: Callable[[Unit], list[dict]] | None = None) -> Iterator[tuple[Unit, list[dict]]]:
@@ -50,7 +66,8 @@ def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | 
         return
     if backend == "process":
         context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
-        with ProcessPoolExecutor(max_workers=workers or 2, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers or 2, mp_context=context, initializer=exit_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             pending = {pool.submit(run_unit, unit): unit for unit in units}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
