@@ -163,17 +163,9 @@ def make_unit_runner(options: dict | None = None):
     """Runner contract: ``run(method, seed, iterations, progress) -> {metric: [per-iteration values]}``.
 
     Computes the seed's whole group (option ``seed_batch``) so its numbers are the runner's."""
-    from gsiirl.experiments.runner import merge_options
-    from gsiirl.experiments.sample_units import check_seed_batch, seed_group
+    from gsiirl.experiments.sample_units import unit_runner_from_groups
 
-    batch = check_seed_batch(merge_options(DEFAULT_OPTIONS, options))
-    run_group = make_group_runner(options)
-
-    def run(method: str, seed: int, iterations: int, progress) -> dict[str, list[float]]:
-        group = seed_group(seed, batch)
-        return run_group(method, group, iterations, progress)[group.index(int(seed))]
-
-    return run
+    return unit_runner_from_groups(make_group_runner, DEFAULT_OPTIONS, options)
 
 
 def make_figure(results: dict, out_dir: Path) -> list[Path]:

@@ -150,17 +150,9 @@ def make_group_runner(options: dict | None = None) -> Callable[..., list[dict[st
 def make_unit_runner(options: dict | None = None) -> Callable[[str, int, int, Callable[[int], None]], dict[str, list[float]]]:
     """(method, seed, iterations, progress) -> per-iteration metric lists (runner contract); computes
     the seed's whole group (option ``seed_batch``, default 1) so its numbers are the runner's."""
-    from gsiirl.experiments.runner import merge_options
-    from gsiirl.experiments.sample_units import check_seed_batch, seed_group
+    from gsiirl.experiments.sample_units import unit_runner_from_groups
 
-    batch = check_seed_batch(merge_options(DEFAULT_OPTIONS, options))
-    run_group = make_group_runner(options)
-
-    def run_unit(method: str, seed: int, iterations: int, progress: Callable[[int], None]) -> dict[str, list[float]]:
-        group = seed_group(seed, batch)
-        return run_group(method, group, iterations, progress)[group.index(int(seed))]
-
-    return run_unit
+    return unit_runner_from_groups(make_group_runner, DEFAULT_OPTIONS, options)
 
 
 def make_figure(results: dict, out_dir: Path) -> list[Path]:

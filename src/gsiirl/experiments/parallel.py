@@ -2,8 +2,9 @@
 
 A unit is one method on one *seed group* (a single seed, or the fixed group of seeds an experiment
 vmaps together, option ``seed_batch``). Every unit is a pure function of (experiment, method, seeds,
-iterations, options), so the backends give identical numbers; only wall time differs. Results are handed back as units finish, so the runner can
-save each one atomically the moment it completes (nothing finished is lost on a crash).
+iterations, options), so the backends give identical numbers; only wall time differs. Results are
+handed back as units finish, so the runner can save each one atomically the moment it completes
+(nothing finished is lost on a crash).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ B: groups [g·B, (g+1)·B), always computed whole; only the requested seeds are 
 ``resume=True`` reloads it, checks that it was made with the same configuration, skips finished seeds
 and runs the rest; every unit is a pure function of (method, seeds, config), so a killed-then-resumed
 run ends with exactly the numbers of an uninterrupted one. Options an experiment added later are read
-from an older file as the module's ``OPTION_VALUES_BEFORE_ADDED`` (the value that file was made with). ``final`` holds, per metric, the mean and
-standard deviation (numpy's default ``ddof=0``) over seeds of each seed's LAST value.
+from an older file as the module's ``OPTION_VALUES_BEFORE_ADDED`` (the value that file was made with).
+``final`` holds, per metric, the mean and standard deviation (numpy's default ``ddof=0``) over seeds of each seed's LAST value.
 Non-finite numbers are stored as ``null`` (JSON has no NaN) and ignored by ``final``.
 """
 
@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from gsiirl.experiments import EXPERIMENTS
+from gsiirl.experiments.sample_units import seed_group
 from gsiirl.io.atomic import atomic_write_bytes
 
 SCHEMA_VERSION = 1
@@ -192,7 +193,8 @@ def load_results(path: Path) -> dict:
 def _differences(stored: dict, requested: dict) -> str:
     """The fields (and options) in which two run configurations differ, for the resume error."""
     stored, requested = _comparable(stored), _comparable(requested)
-    names = [key for key in sorted(set(stored) | set(requested)) if key != "options" and stored.get(key) != requested.get(key)]
+    names = [key for key in sorted(set(stored) | set(requested))
+             if key != "options" and stored.get(key) != requested.get(key)]
     stored_options, requested_options = stored.get("options") or {}, requested.get("options") or {}
     names += [f"option {key}: {stored_options.get(key)!r} in the file, {requested_options.get(key)!r} now"
               for key in sorted(set(stored_options) | set(requested_options))
@@ -297,7 +299,7 @@ def run_experiment(
         missing = [seed for seed in range(int(seeds)) if str(seed) not in block["seeds"]]
         if progress is not None and len(missing) < int(seeds):
             progress(int(iterations) * (int(seeds) - len(missing)))
-        groups = dict.fromkeys(tuple(range(seed // batch * batch, seed // batch * batch + batch)) for seed in missing)
+        groups = dict.fromkeys(seed_group(seed, batch) for seed in missing)
         pending.extend((experiment, method, group, int(iterations), merged) for group in groups)
 
     if backend != "serial":

@@ -28,6 +28,22 @@ def seed_group(seed: int, batch: int) -> tuple[int, ...]:
     return tuple(range(first, first + batch))
 
 
+def unit_runner_from_groups(make_group_runner: Callable, default_options: dict, options: dict | None):
+    """The per-seed runner contract, ``run(method, seed, iterations, progress) -> {metric: [...]}``, on top
+    of an experiment's group runner: it computes the seed's whole fixed group, so its numbers are the
+    runner's."""
+    from gsiirl.experiments.runner import merge_options
+
+    batch = check_seed_batch(merge_options(default_options, options))
+    run_group = make_group_runner(options)
+
+    def run(method: str, seed: int, iterations: int, progress: Callable[[int], None]) -> dict[str, list[float]]:
+        group = seed_group(seed, batch)
+        return run_group(method, group, iterations, progress)[group.index(int(seed))]
+
+    return run
+
+
 def run_seed_group(algorithm, method: str, seeds: tuple[int, ...], iterations: int,
                    progress: Callable[[int], None], retrain: bool) -> tuple[list[dict], object, object]:
     """Run ``method`` for ``seeds`` as one batch (PRNG key of seed s = PRNGKey(s)).
