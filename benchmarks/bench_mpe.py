@@ -2,6 +2,7 @@
 
     python benchmarks/bench_mpe.py                       # environment throughput only
     python benchmarks/bench_mpe.py --full-run --seeds 10 --iters 50 --out /tmp/mpe_full
+    python benchmarks/bench_mpe.py --iteration-profile   # + where one GSIIRL outer iteration spends its time
 
 Joint steps (all three agents act once) per second of:
   * mpe2 (Farama, numpy, PettingZoo parallel API), uniform random actions, reset every 25 steps;
@@ -77,6 +78,46 @@ def full_run_wall_time(seeds: int, iterations: int, out: Path) -> float:
     return time.perf_counter() - start
 
 
+def iteration_profile(repeats: int = 3) -> dict[str, float]:
+    """Median seconds (compilation excluded) of the pieces of one GSIIRL outer iteration at the default
+    options, one seed: the pair fine-tune (interaction + model policy, run t_k times per iteration), the
+    SPSA batch (2 + 2n perturbed pairs + 2 interaction members), the greedy evaluation, and, inside the
+    fine-tune, one member's MADDPG train call and one of its rollouts, to split rollouts from updates."""
+    import jax
+    import jax.numpy as jnp
+
+    from _timing import median_seconds
+    from gsiirl.algorithms.sample_based import _params
+    from gsiirl.experiments.mpe import DEFAULT_OPTIONS, make_backend
+    from gsiirl.games.continuous import rollout
+    from gsiirl.solvers.maddpg import make_policy
+
+    backend = make_backend(dict(DEFAULT_OPTIONS))
+    game, c = backend.game, backend.config
+    key = jax.random.PRNGKey(0)
+    theta_l, theta_e = backend.initial_parameters(key)
+    pair = backend._pair(theta_l, theta_e)
+    states = backend._init_states(key, 2)
+    states, measured = backend._step(key, states, pair)
+    model_state = jax.tree_util.tree_map(lambda x: x[1], states)
+    interaction_state = jax.tree_util.tree_map(lambda x: x[0], states)
+    size = 2 + 2 * c.spsa_samples
+    thetas_l, thetas_e = jnp.broadcast_to(theta_l, (size,) + theta_l.shape), jnp.broadcast_to(theta_e, (size,) + theta_e.shape)
+    one = _params(theta_l[None], theta_e[None], 0.0, 0.0)
+    one = jax.tree_util.tree_map(lambda x: x[0], one)
+    train_one = jax.jit(backend._train)
+    rollout_one = jax.jit(lambda k, actor: rollout(k, game, make_policy(game, actor, exploration=0.1),
+                                                   c.maddpg.num_envs).alive)
+    return {
+        "pair_fine_tune": median_seconds(backend._step, key, states, pair, repeats=repeats),
+        "spsa_batch": median_seconds(backend._spsa_batch, key, model_state, interaction_state, thetas_l, thetas_e,
+                                     measured["mu_l"][0], measured["mu_e"][0], repeats=repeats),
+        "greedy_evaluation": median_seconds(backend._evaluate, key, model_state.actor, repeats=repeats),
+        "one_member_train": median_seconds(train_one, key, model_state, one, repeats=repeats),
+        "one_member_rollout": median_seconds(rollout_one, key, model_state.actor, repeats=repeats),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mpe2-steps", type=int, default=20_000)
@@ -86,6 +127,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--out", type=Path, default=Path("/tmp/gsiirl_mpe_full_run"))
+    parser.add_argument("--iteration-profile", action="store_true")
     args = parser.parse_args()
 
     results = {
@@ -93,9 +135,11 @@ def main() -> None:
         "jaxmarl_python_loop_steps_per_second": jaxmarl_python_loop_steps_per_second(args.loop_steps),
         f"jaxmarl_vmapped_{args.episodes}_steps_per_second": jaxmarl_vmapped_steps_per_second(args.episodes),
     }
+    if args.iteration_profile:
+        results.update({f"iteration_{k}_seconds": v for k, v in iteration_profile().items()})
     if args.full_run:
         results["full_run_seconds"] = full_run_wall_time(args.seeds, args.iters, args.out)
-    print(json.dumps({k: round(v, 1) for k, v in results.items()}, indent=2))
+    print(json.dumps({k: round(v, 1) if v >= 100 else round(v, 4) for k, v in results.items()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from gsiirl.experiments.sample_units import OPTION_VALUES_BEFORE_ADDED  # noqa: F401  (resuming old results)
+from gsiirl.experiments import sample_units
+
+# resuming results files written before these options existed (the values they were made with)
+OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "minibatch_size": 256}
 
 DEFAULT_OPTIONS: dict = {
     "feature_scale": 1.0,  # r^θ = feature_scale · φ·θ; true θe* = (−1, 0, …, 0) (docs/mpe.md)
@@ -32,6 +35,7 @@ DEFAULT_OPTIONS: dict = {
     "num_envs": 64,
     "learning_rate": 3e-3,
     "updates_per_cycle": 32,
+    "minibatch_size": 256,  # MADDPG minibatch; the update's cost is linear in it (docs/mpe.md)
     "policy_temperature": 0.05,  # MADDPG entropy bonus; 0.01 collapses policies that then never recover (docs/mpe.md)
     "actor_gradient": "expected",
     "exploration": 0.1,  # MADDPG behaviour policy: a uniformly random action with this probability per agent
@@ -57,7 +61,7 @@ METRICS = ("learner_return", "expert_return")
 
 
 def _check_options(options: dict) -> None:
-    for name in ("hidden", "num_envs", "updates_per_cycle", "cycles_per_train", "warmup_cycles",
+    for name in ("hidden", "num_envs", "updates_per_cycle", "minibatch_size", "cycles_per_train", "warmup_cycles",
                  "data_episodes", "evaluation_episodes", "spsa_samples"):
         if int(options[name]) < 1:
             raise ValueError(f"{name}: expected a positive integer, got {options[name]!r}")
@@ -89,6 +93,7 @@ def make_backend(options: dict):
         num_envs=int(options["num_envs"]),
         iterations=int(options["cycles_per_train"]),
         updates_per_iteration=int(options["updates_per_cycle"]),
+        minibatch_size=int(options["minibatch_size"]),
         temperature=float(options["policy_temperature"]),
         actor_gradient=str(options["actor_gradient"]),
         exploration=float(options["exploration"]),
