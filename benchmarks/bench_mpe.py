@@ -106,8 +106,8 @@ def iteration_profile(repeats: int = 3) -> dict[str, float]:
     one = _params(theta_l[None], theta_e[None], 0.0, 0.0)
     one = jax.tree_util.tree_map(lambda x: x[0], one)
     train_one = jax.jit(backend._train)
-    rollout_one = jax.jit(lambda k, actor: rollout(k, game, make_policy(game, actor, exploration=0.1),
-                                                   c.maddpg.num_envs).alive)
+    rollout_one = jax.jit(lambda k, actor: jnp.sum(  # a result that needs the whole rollout (not just `alive`)
+        rollout(k, game, make_policy(game, actor, exploration=0.1), c.maddpg.num_envs).observations))
     return {
         "pair_fine_tune": median_seconds(backend._step, key, states, pair, repeats=repeats),
         "spsa_batch": median_seconds(backend._spsa_batch, key, model_state, interaction_state, thetas_l, thetas_e,
