@@ -35,7 +35,7 @@ DEFAULT_OPTIONS: dict = {
     "num_envs": 64,
     "learning_rate": 3e-3,
     "updates_per_cycle": 32,
-    "minibatch_size": 256,  # MADDPG minibatch; the update's cost is linear in it (docs/mpe.md)
+    "minibatch_size": 128,  # MADDPG minibatch (256 until session 8): the update cost is linear in it, results held (docs/mpe.md)
     "policy_temperature": 0.05,  # MADDPG entropy bonus; 0.01 collapses policies that then never recover (docs/mpe.md)
     "actor_gradient": "expected",
     "exploration": 0.1,  # MADDPG behaviour policy: a uniformly random action with this probability per agent
