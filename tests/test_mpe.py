@@ -232,3 +232,23 @@ def test_unit_runners_share_one_compiled_backend_per_option_set():
     assert experiment._cached_backend.cache_info()[:2] == (1, 1)  # (hits, misses)
     experiment.make_unit_runner({"hidden": 16})
     assert experiment._cached_backend.cache_info().misses == 2
+
+
+def test_results_made_before_the_minibatch_option_resume_as_256(tmp_path):
+    """A results file from before `minibatch_size` existed was made with MADDPG's minibatch 256: resuming it
+    under the new default (128) is refused naming the option; with --option minibatch_size=256 it resumes
+    and, all its seeds being stored, computes nothing."""
+    from gsiirl.experiments import mpe as experiment
+    from gsiirl.experiments.runner import ResultsFileError, run_experiment, save_results
+
+    old_options = {k: v for k, v in experiment.DEFAULT_OPTIONS.items() if k not in ("minibatch_size", "seed_batch")}
+    stored = {"learner_return": [4.0], "expert_return": [-17.0]}
+    save_results({"schema_version": 1, "experiment": "mpe", "versions": {},
+                  "config": {"experiment": "mpe", "methods": ["marl"], "seeds": 1, "iterations": 1,
+                             "options": old_options},
+                  "methods": {"marl": {"seeds": {"0": stored}, "final": {}}}}, tmp_path / "results.json")
+    with pytest.raises(ResultsFileError, match="minibatch_size"):
+        run_experiment("mpe", out_dir=tmp_path, methods=["marl"], seeds=1, iterations=1, resume=True)
+    resumed = run_experiment("mpe", out_dir=tmp_path, methods=["marl"], seeds=1, iterations=1, resume=True,
+                             options={"minibatch_size": 256})
+    assert resumed["methods"]["marl"]["seeds"]["0"] == stored
