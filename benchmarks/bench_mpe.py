@@ -88,6 +88,7 @@ def iteration_profile(repeats: int = 3) -> dict[str, float]:
 
     from _timing import median_seconds
     from gsiirl.algorithms.sample_based import _params
+    from gsiirl.algorithms.seed_batch import tree_index
     from gsiirl.experiments.mpe import DEFAULT_OPTIONS, make_backend
     from gsiirl.games.continuous import rollout
     from gsiirl.solvers.maddpg import make_policy
@@ -99,12 +100,10 @@ def iteration_profile(repeats: int = 3) -> dict[str, float]:
     pair = backend._pair(theta_l, theta_e)
     states = backend._init_states(key, 2)
     states, measured = backend._step(key, states, pair)
-    model_state = jax.tree_util.tree_map(lambda x: x[1], states)
-    interaction_state = jax.tree_util.tree_map(lambda x: x[0], states)
+    interaction_state, model_state = tree_index(states, 0), tree_index(states, 1)
     size = 2 + 2 * c.spsa_samples
     thetas_l, thetas_e = jnp.broadcast_to(theta_l, (size,) + theta_l.shape), jnp.broadcast_to(theta_e, (size,) + theta_e.shape)
-    one = _params(theta_l[None], theta_e[None], 0.0, 0.0)
-    one = jax.tree_util.tree_map(lambda x: x[0], one)
+    one = tree_index(_params(theta_l[None], theta_e[None], 0.0, 0.0), 0)
     train_one = jax.jit(backend._train)
     rollout_one = jax.jit(lambda k, actor: jnp.sum(  # a result that needs the whole rollout (not just `alive`)
         rollout(k, game, make_policy(game, actor, exploration=0.1), c.maddpg.num_envs).observations))
