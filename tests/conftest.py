@@ -14,3 +14,10 @@ if os.environ.get("GSIIRL_TEST_XLA_OPT", "0") != "default":
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+# GSIIRL_TEST_COMPILE_CACHE=DIR: keep the compiled test programs in DIR and reuse them in later local
+# runs of the suite (opt-in, like the CLI's --compile-cache; CI starts from a clean machine anyway).
+if os.environ.get("GSIIRL_TEST_COMPILE_CACHE"):
+    from gsiirl.io.compile_cache import enable_compilation_cache  # noqa: E402
+
+    enable_compilation_cache(os.environ["GSIIRL_TEST_COMPILE_CACHE"])

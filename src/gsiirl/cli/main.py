@@ -2,7 +2,7 @@
 
     gsiirl run EXPERIMENT [--method gsiirl|ma-irl|marl ...] [--seeds N] [--iters K] [--out DIR] [--resume]
                           [--hypergradient spsa|exact|finite_difference] [--nodes N] [--marl-solver S]
-                          [--option key=value ...] [--force] [--no-figure]
+                          [--option key=value ...] [--force] [--no-figure] [--compile-cache DIR]
 
 Every user error (bad arguments, unknown experiment or option, corrupted results file) is printed as a
 single line ``gsiirl: error: ...`` on stderr with exit code 2 — never a traceback. An interrupted run
@@ -50,6 +50,14 @@ def parse_options(pairs: list[str] | None) -> dict[str, str]:
             raise UserError(f"--option: expected key=value, got {pair!r}")
         options[key.strip()] = value.strip()
     return options
+
+
+def use_compile_cache(directory: Path | None) -> None:
+    """``--compile-cache DIR``: JAX's persistent compilation cache in DIR (opt-in; gsiirl.io.compile_cache)."""
+    if directory is not None:
+        from gsiirl.io.compile_cache import enable_compilation_cache
+
+        enable_compilation_cache(directory)
 
 
 def execute_run(experiment: str, *, methods: list[str] | None, seeds: int, iters: int, out: Path,
@@ -146,9 +154,12 @@ def run(
     backend: str = typer.Option("serial", "--backend", help="serial, process or ray"),
     workers: Optional[int] = typer.Option(None, "--workers", help="parallel workers (process / local ray)"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (--backend ray)"),
+    compile_cache: Optional[Path] = typer.Option(None, "--compile-cache", help="keep compiled programs in DIR "
+                                                 "and reuse them in later runs and in worker processes"),
 ) -> None:
     """Run METHODS x SEEDS of an experiment; writes DIR/results.json (+ figure) and prints the table."""
     try:
+        use_compile_cache(compile_cache)
         options = parse_options(option)
         for key, value in (("hypergradient", hypergradient), ("nodes", nodes), ("marl_solver", marl_solver)):
             if value is not None:
@@ -191,6 +202,8 @@ def reproduce(
     workers: Optional[int] = typer.Option(None, "--workers", help="parallel workers (process / local ray)"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (--backend ray)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
+    compile_cache: Optional[Path] = typer.Option(None, "--compile-cache", help="keep compiled programs in DIR "
+                                                 "and reuse them in later runs and in worker processes"),
 ) -> None:
     """All experiments x methods x seeds; writes table1.md/.csv (ours beside the paper's) and Figures 2-4."""
     from gsiirl.cli.reproduce import EXPERIMENT_ORDER, reproduce as reproduce_all
@@ -199,6 +212,7 @@ def reproduce(
         return execute_run(name, backend=backend, workers=workers, address=address, **kwargs)
 
     try:
+        use_compile_cache(compile_cache)
         chosen = tuple(experiment) if experiment else EXPERIMENT_ORDER
         for name in chosen:
             if name not in EXPERIMENT_ORDER:

@@ -54,6 +54,20 @@ def exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def start_order(units: list[Unit]) -> list[Unit]:
+    """``units`` with the first unit of every method moved to the front (otherwise in order).
+
+    Parallel workers then start on different methods, so each method's programs are compiled by one
+    worker while the others run something else; with a compilation cache (``--compile-cache``) the
+    later workers load those programs instead of compiling the same ones at the same time. Results do
+    not depend on the order (every unit is a pure function of its arguments)."""
+    firsts: dict[str, int] = {}
+    for index, unit in enumerate(units):
+        firsts.setdefault(unit[1], index)
+    chosen = set(firsts.values())
+    return [units[i] for i in sorted(chosen)] + [unit for i, unit in enumerate(units) if i not in chosen]
+
+
 def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | None = None,
                   address: str | None = None,
                   serial_runner: Callable[[Unit], list[dict]] | None = None) -> Iterator[tuple[Unit, list[dict]]]:
@@ -66,6 +80,7 @@ def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | 
             yield unit, (serial_runner or run_unit)(unit)
         return
     if backend == "process":
+        units = start_order(units)
         context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
         with ProcessPoolExecutor(max_workers=workers or 2, mp_context=context, initializer=exit_with_parent,
                                  initargs=(os.getpid(),)) as pool:
@@ -75,7 +90,7 @@ def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | 
                 for future in done:
                     yield pending.pop(future), future.result()
         return
-    yield from _execute_on_ray(units, workers=workers, address=address)
+    yield from _execute_on_ray(start_order(units), workers=workers, address=address)
 
 
 def _execute_on_ray(units: Iterable[Unit], *, workers: int | None, address: str | None):
@@ -85,7 +100,12 @@ def _execute_on_ray(units: Iterable[Unit], *, workers: int | None, address: str 
         raise ValueError("backend: 'ray' needs the optional extra: pip install 'gsiirl[ray]'") from None
     started_here = not ray.is_initialized()
     if started_here:
+        from gsiirl.io.compile_cache import cache_environment
+
         kwargs = {"address": address} if address else {"num_cpus": workers or 2, "include_dashboard": False}
+        if cache_environment() and not address:  # --compile-cache: the local Ray workers use it too (not a
+            # cluster's: the directory's name fingerprints this machine's CPU, not theirs)
+            kwargs["runtime_env"] = {"env_vars": cache_environment()}
         ray.init(ignore_reinit_error=True, log_to_driver=False, **kwargs)
     try:
         remote = ray.remote(run_unit)
