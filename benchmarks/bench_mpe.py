@@ -3,6 +3,7 @@
     python benchmarks/bench_mpe.py                       # environment throughput only
     python benchmarks/bench_mpe.py --full-run --seeds 10 --iters 50 --out /tmp/mpe_full
     python benchmarks/bench_mpe.py --iteration-profile   # + where one GSIIRL outer iteration spends its time
+    python benchmarks/bench_mpe.py --critics             # + SPSA-sized train batch: team vs per-agent critics
 
 Joint steps (all three agents act once) per second of:
   * mpe2 (Farama, numpy, PettingZoo parallel API), uniform random actions, reset every 25 steps;
@@ -117,6 +118,33 @@ def iteration_profile(repeats: int = 3) -> dict[str, float]:
     }
 
 
+def critics_comparison(members: int = 8, repeats: int = 5) -> dict[str, float]:
+    """Median seconds of one vmapped MADDPG train call of ``members`` reward pairs (the SPSA batch's size
+    at the defaults) with one critic per agent and with one critic per team, same run; and their ratio."""
+    import jax
+    import jax.numpy as jnp
+
+    from _timing import median_seconds
+    from gsiirl.experiments.mpe import DEFAULT_OPTIONS, make_backend
+    from gsiirl.games.continuous import make_reward_params
+    from gsiirl.solvers.maddpg import init_state, make_train
+
+    out = {}
+    for critics in ("agent", "team"):
+        backend = make_backend(dict(DEFAULT_OPTIONS, critics=critics))
+        game, config = backend.game, backend.config.maddpg
+        key = jax.random.PRNGKey(0)
+        widen = lambda tree: jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (members,) + x.shape), tree)
+        params = widen(make_reward_params(jnp.zeros(game.learner_feature_size), jnp.zeros(game.expert_feature_size),
+                                          True, True))
+        train = jax.jit(jax.vmap(make_train(game, config), in_axes=(None, 0, 0)))
+        out[f"train_{members}_members_{critics}_critics"] = median_seconds(
+            train, key, widen(init_state(key, game, config)), params, repeats=repeats)
+    out["team_over_agent_ratio"] = out[f"train_{members}_members_team_critics"] / out[
+        f"train_{members}_members_agent_critics"]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mpe2-steps", type=int, default=20_000)
@@ -127,6 +155,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--out", type=Path, default=Path("/tmp/gsiirl_mpe_full_run"))
     parser.add_argument("--iteration-profile", action="store_true")
+    parser.add_argument("--critics", action="store_true")
     args = parser.parse_args()
 
     results = {
@@ -136,6 +165,8 @@ def main() -> None:
     }
     if args.iteration_profile:
         results.update({f"iteration_{k}_seconds": v for k, v in iteration_profile().items()})
+    if args.critics:
+        results.update(critics_comparison())
     if args.full_run:
         results["full_run_seconds"] = full_run_wall_time(args.seeds, args.iters, args.out)
     print(json.dumps({k: round(v, 1) if v >= 100 else round(v, 4) for k, v in results.items()}, indent=2))

@@ -78,6 +78,45 @@ def test_progress_bar_is_shown(toy, capsys, tmp_path):
     assert code == 0 and "10/10" in err
 
 
+def test_help_exits_zero(capsys):
+    code, stdout, err = _run(["run", "--help"], capsys)
+    assert code == 0 and "--seeds" in stdout and "Traceback" not in err
+
+
+def test_interrupt_is_one_line_and_resumable(toy, monkeypatch, capsys, tmp_path):
+    module = sys.modules["toy_cli_experiment"]
+    finished = module.make_unit_runner
+
+    def make_unit_runner(options):
+        run = finished(options)
+
+        def interrupted(method, seed, iterations, progress):
+            if seed == 1:
+                raise KeyboardInterrupt
+            return run(method, seed, iterations, progress)
+        return interrupted
+
+    monkeypatch.setattr(module, "make_unit_runner", make_unit_runner)
+    out = tmp_path / "run"
+    code, _, err = _run(["run", "toy", "--method", "marl", "--seeds", "2", "--iters", "2", "--out", str(out),
+                         "--no-progress"], capsys)
+    assert code == 130 and "continue with --resume" in err and "Traceback" not in err
+    assert list(json.loads((out / "results.json").read_text())["methods"]["marl"]["seeds"]) == ["0"]
+
+
+def test_unexpected_error_propagates_unchanged(toy, monkeypatch, tmp_path):
+    """A bug inside a unit surfaces as itself (the CLI's exception filter must not fail on the way)."""
+    def make_unit_runner(options):
+        def run(method, seed, iterations, progress):
+            raise RuntimeError("boom inside a unit")
+        return run
+
+    monkeypatch.setattr(sys.modules["toy_cli_experiment"], "make_unit_runner", make_unit_runner)
+    with pytest.raises(RuntimeError, match="boom inside a unit"):
+        main(["run", "toy", "--method", "marl", "--seeds", "1", "--iters", "1", "--out", str(tmp_path),
+              "--no-progress"])
+
+
 def test_console_script_error_is_one_line(tmp_path):
     completed = subprocess.run([sys.executable, "-c", "from gsiirl.cli.main import app; app()", "run", "security",
                                 "--iters", "many"], capture_output=True, text=True, timeout=120)

@@ -60,6 +60,58 @@ def test_maddpg_learns_single_goal_task():
     assert metrics["team_return"].shape == (60, 2)
 
 
+class PairState(NamedTuple):
+    x: jax.Array  # [2] positions of two learner agents on a line; both goals are 0
+
+
+def pair_line_game(horizon: int = 8) -> ContinuousGame:
+    """Two learner agents (one shared return r_li = -|x0'| - |x1'|), each observing both positions; a
+    passive expert with one action."""
+    zero = lambda s, la, ea, n: jnp.float32(0.0)
+    return ContinuousGame(
+        num_learner_agents=2, num_expert_agents=1, num_actions=(3, 3, 1), observation_sizes=(2, 2, 1),
+        state_size=2, horizon=horizon, discount=0.9, learner_feature_size=1, expert_feature_size=1,
+        reset=lambda key: PairState(jax.random.uniform(key, (2,), minval=-0.5, maxval=0.5)),
+        step=lambda s, la, ea: (PairState(s.x + STEPS[la]), jnp.asarray(False)),
+        observations=lambda s: (s.x, s.x[::-1], jnp.zeros(1)),
+        global_observation=lambda s: s.x,
+        learner_independent_reward=lambda s, la, ea, n: -jnp.sum(jnp.abs(n.x)),
+        learner_dependent_reward=zero, expert_reward=zero,
+        learner_features=lambda s, la, ea, n: jnp.zeros(1), expert_features=lambda s, la, ea, n: jnp.zeros(1),
+    )
+
+
+def test_team_critic_learns_a_two_agent_task():
+    """critics="team": one critic for the two learner agents (their shared return) and one for the
+    expert; both agents still learn their own part of the team optimum."""
+    game = pair_line_game()
+    config = MADDPGConfig(hidden=32, num_envs=32, iterations=60, updates_per_iteration=8, minibatch_size=128,
+                          critics="team")
+    state = init_state(jax.random.PRNGKey(0), game, config)
+    assert state.critic[0][0].shape[0] == 2  # critics stacked over teams, not over the 3 agents
+    assert init_state(jax.random.PRNGKey(0), game, config._replace(critics="agent")).critic[0][0].shape[0] == 3
+    params = make_reward_params(jnp.zeros(1), jnp.zeros(1), use_true_ld=True, use_true_e=True)
+    state, _ = jax.jit(make_train(game, config))(jax.random.PRNGKey(1), state, params)
+    after = rollout(jax.random.PRNGKey(5), game, make_policy(game, state.actor, greedy=True), 512)
+    x0 = np.asarray(after.global_trajectory[:, 0, :])
+    best = (optimal_return(x0[:, 0], game.horizon) + optimal_return(x0[:, 1], game.horizon)).mean()
+    learned = float(after.learner_independent_reward.sum(axis=1).mean())
+    assert learned >= best - 0.1 * abs(best), (learned, best)
+
+
+def test_team_critics_equal_agent_critics_with_one_agent_per_team():
+    game = line_game(horizon=4)
+    params = make_reward_params(jnp.asarray([0.5]), jnp.zeros(1))
+    results = []
+    for critics in ("agent", "team"):
+        config = MADDPGConfig(hidden=8, num_envs=4, iterations=2, updates_per_iteration=2, minibatch_size=16,
+                              critics=critics)
+        state = init_state(jax.random.PRNGKey(0), game, config)
+        results.append(jax.jit(make_train(game, config))(jax.random.PRNGKey(2), state, params))
+    for got, want in zip(jax.tree_util.tree_leaves(results[1]), jax.tree_util.tree_leaves(results[0])):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_batched_training_matches_individual_training():
     game = line_game(horizon=4)
     config = MADDPGConfig(hidden=8, num_envs=4, iterations=2, updates_per_iteration=2, minibatch_size=16)
@@ -98,3 +150,5 @@ def test_config_validation():
         init_state(jax.random.PRNGKey(0), game, MADDPGConfig(actor_gradient="reinforce"))
     with pytest.raises(ValueError, match="exploration"):
         make_train(game, MADDPGConfig(exploration=1.5))
+    with pytest.raises(ValueError, match="critics"):
+        init_state(jax.random.PRNGKey(0), game, MADDPGConfig(critics="shared"))

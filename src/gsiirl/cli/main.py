@@ -116,9 +116,9 @@ class GsiirlApp(typer.Typer):
         except click_exceptions.UsageError as error:
             typer.echo(f"gsiirl: error: {error.format_message().splitlines()[0]}", err=True)
             sys.exit(EXIT_USAGE)
-        except click_exceptions.Exit as error:
+        except typer.Exit as error:  # typer.Exit/Abort: click's in older typer, typer's own since 0.29
             sys.exit(error.exit_code)
-        except click_exceptions.Abort:
+        except typer.Abort:
             typer.echo("gsiirl: interrupted; continue with --resume", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except click_exceptions.ClickException as error:

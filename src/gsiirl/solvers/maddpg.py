@@ -19,6 +19,13 @@ action bounds and needs a change-of-variables correction. Three actor updates (`
 All three keep the critic centralised and the actors decentralised; Q_i for every own action is
 cheap because the critic's first layer is linear in the one-hot actions (a row swap).
 
+Critics (``critics``): ``"agent"`` is MADDPG's one ``Q_i`` per agent; ``"team"`` keeps one centralised
+critic per team, which is exact here because the agents of a team share one return (a
+:class:`ContinuousGame` team has one reward), so per-agent critics of a team learn the same function
+from the same targets. Each actor still swaps only its own action in its team's critic. With one agent
+per team (HRI) the two settings are the same computation; on MPE (two good agents) ``"team"`` trains 2
+critics instead of 3 (docs/mpe.md).
+
 Pure PureJaxRL-style API::
 
     train = make_train(game, config)            # config: MADDPGConfig
@@ -43,6 +50,7 @@ from gsiirl.games.continuous import ContinuousGame, RewardParams, rollout, team_
 
 
 ACTOR_GRADIENTS = ("gumbel", "expected", "boltzmann")
+CRITICS = ("agent", "team")
 
 
 class MADDPGConfig(NamedTuple):
@@ -60,6 +68,7 @@ class MADDPGConfig(NamedTuple):
     gumbel_temperature: float = 1.0
     actor_gradient: str = "boltzmann"
     max_gradient_norm: float = 10.0
+    critics: str = "agent"  # "agent": one Q_i per agent (MADDPG); "team": one Q per team (its shared return)
 
 
 class MADDPGState(NamedTuple):
@@ -74,6 +83,8 @@ class MADDPGState(NamedTuple):
 def _validate_config(config: MADDPGConfig) -> None:
     if config.actor_gradient not in ACTOR_GRADIENTS:
         raise ValueError(f"actor_gradient: expected one of {ACTOR_GRADIENTS}, got {config.actor_gradient!r}")
+    if config.critics not in CRITICS:
+        raise ValueError(f"critics: expected one of {CRITICS}, got {config.critics!r}")
     if config.actor_gradient == "boltzmann" and not config.temperature > 0:
         raise ValueError("temperature: actor_gradient='boltzmann' needs a positive temperature")
     for name in ("hidden", "num_envs", "iterations", "updates_per_iteration", "buffer_iterations", "minibatch_size"):
@@ -108,14 +119,25 @@ def _action_mask(game: ContinuousGame) -> jax.Array:
     return jnp.arange(game.max_actions)[None, :] < jnp.asarray(game.num_actions)[:, None]
 
 
+def critic_of_agent(game: ContinuousGame, config: MADDPGConfig) -> tuple[int, ...]:
+    """Index of the critic that agent i's actor follows: i itself (``critics="agent"``) or its team
+    (``"team"``: 0 for the learner agents, 1 for the expert agents). The two agree when each team has
+    one agent (HRI); with ``"team"`` agents that share a return (MPE's good agents) share one critic."""
+    if config.critics == "team":
+        return (0,) * game.num_learner_agents + (1,) * game.num_expert_agents
+    return tuple(range(game.num_agents))
+
+
 def init_state(key: jax.Array, game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()) -> MADDPGState:
-    """Fresh actors/critics (stacked over the A agents), targets equal to them, Adam states."""
+    """Fresh actors (stacked over the A agents) and critics (stacked over the C critics, see
+    :func:`critic_of_agent`), targets equal to them, Adam states."""
     _validate_config(config)
     actor_key, critic_key = jax.random.split(key)
     n, h = game.num_agents, config.hidden
     actor = _init_mlp(actor_key, (game.max_observation_size, h, h, game.max_actions), n)
     actor[-1] = (actor[-1][0] * 0.01, actor[-1][1])  # near-uniform initial policies
-    critic = _init_mlp(critic_key, (game.state_size + n * game.max_actions, h, h, 1), n)
+    num_critics = max(critic_of_agent(game, config)) + 1
+    critic = _init_mlp(critic_key, (game.state_size + n * game.max_actions, h, h, 1), num_critics)
     return MADDPGState(
         actor,
         critic,
@@ -181,13 +203,17 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
     _validate_config(config)
     n_agents, n_actions = game.num_agents, game.max_actions
     team_of_agent = jnp.asarray([0] * game.num_learner_agents + [1] * game.num_expert_agents)
+    critic_index = critic_of_agent(game, config)  # agent i's actor follows critic critic_index[i]
+    num_critics = max(critic_index) + 1
+    # the reward each critic learns: agent i's (critics per agent) or the team's (one critic per team)
+    reward_of_critic = team_of_agent if config.critics == "agent" else jnp.arange(2)
     actor_opt, critic_opt = _optimizers(config)
     chunk = config.num_envs * game.horizon
     capacity = chunk * config.buffer_iterations
     gamma = game.discount
 
     def critic_values(critic, global_obs, joint_one_hot):
-        """global_obs [B, G], joint_one_hot [B, A, n_actions] -> Q of every agent [B, A]."""
+        """global_obs [B, G], joint_one_hot [B, A, n_actions] -> Q of every critic [B, C]."""
         x = jnp.concatenate([global_obs, joint_one_hot.reshape(joint_one_hot.shape[0], -1)], axis=-1)
         return jax.vmap(lambda layers: _mlp(layers, x)[:, 0], out_axes=1)(critic)
 
@@ -207,7 +233,7 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
 
         def critic_loss(critic):
             q = critic_values(critic, batch["global"], one_hot)
-            return jnp.mean(weight[:, None] * (q - targets) ** 2) * n_agents
+            return jnp.mean(weight[:, None] * (q - targets) ** 2) * num_critics
 
         c_loss, c_grad = jax.value_and_grad(critic_loss)(state.critic)
         c_updates, c_opt = critic_opt.update(c_grad, state.critic_optimizer, state.critic)
@@ -216,7 +242,7 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
         x = jnp.concatenate([batch["global"], one_hot.reshape(one_hot.shape[0], -1)], axis=-1)
 
         def own_action_values(critic, i):
-            layers = jax.tree_util.tree_map(lambda p: p[i], critic)
+            layers = jax.tree_util.tree_map(lambda p: p[critic_index[i]], critic)
             w1, b1 = layers[0]
             block = w1[game.state_size + i * n_actions : game.state_size + (i + 1) * n_actions]  # [n, h]
             base = x @ w1 + b1 - one_hot[:, i] @ block  # [B, h]
@@ -247,8 +273,8 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
                 straight = hard + soft - jax.lax.stop_gradient(soft)
                 eye = jnp.eye(n_agents)[:, None, :, None]  # [i, 1, j, 1]
                 joint = eye * straight[None] + (1 - eye) * one_hot[None]  # [i, B, A, n]
-                q = jax.vmap(lambda jo: critic_values(critic, batch["global"], jo))(joint)  # [i, B, A]
-                value = jnp.diagonal(q, axis1=0, axis2=2)  # [B, A]
+                q = jax.vmap(lambda jo: critic_values(critic, batch["global"], jo))(joint)  # [i, B, C]
+                value = jnp.stack([q[i, :, critic_index[i]] for i in range(n_agents)], axis=1)  # [B, A]
             return -jnp.mean(weight[:, None] * (value + config.temperature * entropy)) * n_agents
 
         a_loss, a_grad = jax.value_and_grad(actor_loss)(state.actor)
@@ -262,7 +288,7 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
         return new_state, jnp.stack([c_loss, a_loss])
 
     def flatten_rollout(data, reward_params):
-        rewards = team_rewards(game, data, reward_params)[..., team_of_agent]  # [N, T, A]
+        rewards = team_rewards(game, data, reward_params)[..., reward_of_critic]  # [N, T, C]
         flat = lambda x: x.reshape((chunk,) + x.shape[2:])
         return dict(
             observations=flat(data.observations),
