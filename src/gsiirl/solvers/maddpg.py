@@ -119,13 +119,15 @@ def _action_mask(game: ContinuousGame) -> jax.Array:
     return jnp.arange(game.max_actions)[None, :] < jnp.asarray(game.num_actions)[:, None]
 
 
-def critic_of_agent(game: ContinuousGame, config: MADDPGConfig) -> tuple[int, ...]:
-    """Index of the critic that agent i's actor follows: i itself (``critics="agent"``) or its team
-    (``"team"``: 0 for the learner agents, 1 for the expert agents). The two agree when each team has
+def critic_of_agent(game: ContinuousGame, config: MADDPGConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(critic of every agent, team of every critic). Agent i's actor follows critic i
+    (``critics="agent"``) or its team's (``"team"``: 0 for the learner agents, 1 for the expert agents);
+    a critic learns its team's return (0 learner, 1 expert). The two settings agree when each team has
     one agent (HRI); with ``"team"`` agents that share a return (MPE's good agents) share one critic."""
+    team_of_agent = (0,) * game.num_learner_agents + (1,) * game.num_expert_agents
     if config.critics == "team":
-        return (0,) * game.num_learner_agents + (1,) * game.num_expert_agents
-    return tuple(range(game.num_agents))
+        return team_of_agent, (0, 1)
+    return tuple(range(game.num_agents)), team_of_agent
 
 
 def init_state(key: jax.Array, game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()) -> MADDPGState:
@@ -136,7 +138,7 @@ def init_state(key: jax.Array, game: ContinuousGame, config: MADDPGConfig = MADD
     n, h = game.num_agents, config.hidden
     actor = _init_mlp(actor_key, (game.max_observation_size, h, h, game.max_actions), n)
     actor[-1] = (actor[-1][0] * 0.01, actor[-1][1])  # near-uniform initial policies
-    num_critics = max(critic_of_agent(game, config)) + 1
+    num_critics = len(critic_of_agent(game, config)[1])
     critic = _init_mlp(critic_key, (game.state_size + n * game.max_actions, h, h, 1), num_critics)
     return MADDPGState(
         actor,
@@ -202,11 +204,9 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
     """
     _validate_config(config)
     n_agents, n_actions = game.num_agents, game.max_actions
-    team_of_agent = jnp.asarray([0] * game.num_learner_agents + [1] * game.num_expert_agents)
-    critic_index = critic_of_agent(game, config)  # agent i's actor follows critic critic_index[i]
-    num_critics = max(critic_index) + 1
-    # the reward each critic learns: agent i's (critics per agent) or the team's (one critic per team)
-    reward_of_critic = team_of_agent if config.critics == "agent" else jnp.arange(2)
+    # agent i's actor follows critic critic_index[i]; critic c learns the return of team team_of_critic[c]
+    critic_index, team_of_critic = critic_of_agent(game, config)
+    num_critics = len(team_of_critic)
     actor_opt, critic_opt = _optimizers(config)
     chunk = config.num_envs * game.horizon
     capacity = chunk * config.buffer_iterations
@@ -288,7 +288,7 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
         return new_state, jnp.stack([c_loss, a_loss])
 
     def flatten_rollout(data, reward_params):
-        rewards = team_rewards(game, data, reward_params)[..., reward_of_critic]  # [N, T, C]
+        rewards = team_rewards(game, data, reward_params)[..., jnp.asarray(team_of_critic)]  # [N, T, C]
         flat = lambda x: x.reshape((chunk,) + x.shape[2:])
         return dict(
             observations=flat(data.observations),
