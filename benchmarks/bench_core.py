@@ -2,7 +2,9 @@
 
 Game: S states, 10×10 actions, T=20, K=2 successors per (s, a). Prints
 (1) dense vs sparse vs a plain NumPy reference at S=256 — goal: sparse ≥ 10× faster than dense;
-(2) sparse cost for S = 2^8 … 2^16 — goal: linear growth in S; memory of the dynamics O(S·A·K).
+(2) sparse cost for S = 2^8 … 2^16 — goal: linear growth in S; memory of the dynamics O(S·A·K);
+(3) the Newton step's batched 10×10 solves: ``solve_small`` vs ``jnp.linalg.solve`` (LAPACK per matrix),
+    alone and inside one sparse solve + occupancy at S=256.
 Run: ``python benchmarks/bench_core.py [--max-log2-states 16]``.
 """
 
@@ -11,11 +13,14 @@ from __future__ import annotations
 import argparse
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from _timing import median_seconds, print_table
 from gsiirl.games.random import random_tabular_game
+import gsiirl.solvers.equilibrium as equilibrium
 from gsiirl.solvers.equilibrium import DEFAULT_ITERATIONS, soft_nash
+from gsiirl.solvers.small_linear import solve_small
 from gsiirl.solvers.occupancy import _forward
 
 ACTIONS, HORIZON, SUCCESSORS = 10, 20, 2
@@ -69,6 +74,31 @@ def numpy_reference(transitions, learner_reward, expert_reward, initial, discoun
     return total
 
 
+def small_solve_comparison(game, repeats: int) -> None:
+    """(3): ratio LAPACK / solve_small for the batched solve alone and for a whole solve + occupancy."""
+    rng = np.random.default_rng(0)
+    matrices = jnp.asarray(rng.normal(size=(256, ACTIONS, ACTIONS)) + np.eye(ACTIONS), jnp.float32)
+    rhs = jnp.asarray(rng.normal(size=(256, ACTIONS)), jnp.float32)
+
+    def lapack(a, b):
+        return jnp.linalg.solve(a, b[..., None])[..., 0]
+
+    alone = [median_seconds(jax.jit(f), matrices, rhs, repeats=20) for f in (solve_small, lapack)]
+    rewards = (game.learner_true_reward, game.expert_reward)
+    ours = median_seconds(solve_and_occupancy(game), *rewards, repeats=repeats)
+    equilibrium.solve_small = lapack  # the stage solver with one LAPACK call per state (the previous version)
+    jax.clear_caches()  # soft_nash is jitted: drop its trace so that the swap takes effect
+    try:
+        previous = median_seconds(solve_and_occupancy(game), *rewards, repeats=repeats)
+    finally:
+        equilibrium.solve_small = solve_small
+        jax.clear_caches()
+    print("\nNewton-step linear systems: solve_small (vectorised elimination) vs jnp.linalg.solve (LAPACK per state)")
+    print_table(["what", "solve_small s", "jnp.linalg.solve s", "ratio linalg / solve_small"],
+                [[f"[256, {ACTIONS}, {ACTIONS}] solve", alone[0], alone[1], alone[1] / alone[0]],
+                 ["S=256 solve + occupancy", ours, previous, previous / ours]])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-log2-states", type=int, default=16)
@@ -92,6 +122,7 @@ def main() -> None:
                 [["sparse (JAX)", sparse_time, 1.0], ["dense (JAX)", dense_time, dense_time / sparse_time],
                  ["NumPy reference (dense)", numpy_time, numpy_time / sparse_time]])
     print(f"goal: dense/sparse >= 10 -> {'MET' if dense_time / sparse_time >= 10 else 'NOT MET'}")
+    small_solve_comparison(sparse, args.repeats)
 
     rows = []
     base = None

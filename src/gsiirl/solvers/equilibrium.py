@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from gsiirl.games.tabular import Dynamics, TabularGame, expected_next_value
+from gsiirl.solvers.small_linear import solve_small
 
 EQUILIBRIUM_MODELS = ("soft_nash", "joint_soft")
 DEFAULT_ITERATIONS = 10
@@ -77,17 +78,18 @@ def _solve_two_block(upper, lower, rhs_l, rhs_e):
     the smaller block: ``(I − U L) d_l = r_l + U r_e``, ``d_e = r_e + L d_l`` (or the mirror image).
 
     upper U [S, A_l, A_e], lower L [S, A_e, A_l], rhs_l [S, A_l], rhs_e [S, A_e] -> [S, A_l + A_e].
-    One min(A_l, A_e)-sized LU per state instead of an (A_l + A_e)-sized one: ≈ 4× less time on CPU,
-    where these small batched solves dominate a Newton step.
+    One min(A_l, A_e)-sized system per state instead of an (A_l + A_e)-sized one: ≈ 4× less time on CPU,
+    where these small batched solves dominate a Newton step; solved by :func:`solve_small` (vectorised
+    elimination instead of one LAPACK call per state).
     """
     num_l, num_e = upper.shape[1], upper.shape[2]
     if num_l <= num_e:
         schur = jnp.eye(num_l, dtype=upper.dtype) - upper @ lower
-        d_l = jnp.linalg.solve(schur, (rhs_l + jnp.einsum("sle,se->sl", upper, rhs_e))[..., None])[..., 0]
+        d_l = solve_small(schur, rhs_l + jnp.einsum("sle,se->sl", upper, rhs_e))
         d_e = rhs_e + jnp.einsum("sel,sl->se", lower, d_l)
     else:
         schur = jnp.eye(num_e, dtype=upper.dtype) - lower @ upper
-        d_e = jnp.linalg.solve(schur, (rhs_e + jnp.einsum("sel,sl->se", lower, rhs_l))[..., None])[..., 0]
+        d_e = solve_small(schur, rhs_e + jnp.einsum("sel,sl->se", lower, rhs_l))
         d_l = rhs_l + jnp.einsum("sle,se->sl", upper, d_e)
     return jnp.concatenate([d_l, d_e], axis=1)
 
@@ -131,10 +133,12 @@ def _stage_logit_equilibrium(q_learner, q_expert, temperature, iterations, newto
         residual = gap(logits)
         pi_l = jax.nn.softmax(logits[:, :num_l], axis=-1)
         pi_e = jax.nn.softmax(logits[:, num_l:], axis=-1)
-        softmax_jac_l = jax.vmap(jnp.diag)(pi_l) - pi_l[:, :, None] * pi_l[:, None, :]
-        softmax_jac_e = jax.vmap(jnp.diag)(pi_e) - pi_e[:, :, None] * pi_e[:, None, :]
-        upper = jnp.einsum("sle,sef->slf", q_learner, softmax_jac_e) / temperature  # d target_l / d z_e
-        lower = jnp.einsum("sle,slm->sem", q_expert, softmax_jac_l) / temperature  # d target_e / d z_l
+        # Q · (diag(π) − π πᵀ) = Q diag(π) − (Q π) πᵀ: the softmax Jacobian without forming it (3× faster)
+        expected_l = jnp.einsum("sle,se->sl", q_learner, pi_e)
+        expected_e = jnp.einsum("sle,sl->se", q_expert, pi_l)
+        upper = (q_learner * pi_e[:, None, :] - expected_l[:, :, None] * pi_e[:, None, :]) / temperature  # ∂target_l/∂z_e
+        lower = (jnp.swapaxes(q_expert, 1, 2) * pi_l[:, None, :]
+                 - expected_e[:, :, None] * pi_l[:, None, :]) / temperature  # ∂target_e/∂z_l
         direction = _solve_two_block(upper, lower, residual[:, :num_l], residual[:, num_l:])
         current = jnp.max(jnp.abs(residual), axis=1)
         best, best_gap = logits, current
