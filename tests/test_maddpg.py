@@ -42,9 +42,12 @@ def optimal_return(x0: np.ndarray, horizon: int) -> np.ndarray:
     return total
 
 
-def test_maddpg_learns_single_goal_task():
+@pytest.mark.parametrize("critic_input, actor_gradient", [("joint", "boltzmann"), ("others", "boltzmann"),
+                                                           ("others", "gumbel")])
+def test_maddpg_learns_single_goal_task(critic_input, actor_gradient):
     game = line_game()
-    config = MADDPGConfig(hidden=32, num_envs=32, iterations=60, updates_per_iteration=8, minibatch_size=128)
+    config = MADDPGConfig(hidden=32, num_envs=32, iterations=60, updates_per_iteration=8, minibatch_size=128,
+                          critic_input=critic_input, actor_gradient=actor_gradient)
     state = init_state(jax.random.PRNGKey(0), game, config)
     params = make_reward_params(jnp.zeros(1), jnp.zeros(1), use_true_ld=True, use_true_e=True)
     evaluate = jax.jit(lambda actor: rollout(jax.random.PRNGKey(5), game, make_policy(game, actor, greedy=True), 512))
@@ -81,15 +84,21 @@ def pair_line_game(horizon: int = 8) -> ContinuousGame:
     )
 
 
-def test_team_critic_learns_a_two_agent_task():
+@pytest.mark.parametrize("critics, critic_input", [("team", "joint"), ("agent", "others")])
+def test_centralised_critic_variants_learn_a_two_agent_task(critics, critic_input):
     """critics="team": one critic for the two learner agents (their shared return) and one for the
-    expert; both agents still learn their own part of the team optimum."""
+    expert; critic_input="others": Q_i(s, a_-i) -> own-action values. Both agents still learn their own
+    part of the team optimum (an actor that followed the other agent's critic or action would not)."""
     game = pair_line_game()
     config = MADDPGConfig(hidden=32, num_envs=32, iterations=60, updates_per_iteration=8, minibatch_size=128,
-                          critics="team")
+                          critics=critics, critic_input=critic_input)
     state = init_state(jax.random.PRNGKey(0), game, config)
-    assert state.critic[0][0].shape[0] == 2  # critics stacked over teams, not over the 3 agents
-    assert init_state(jax.random.PRNGKey(0), game, config._replace(critics="agent")).critic[0][0].shape[0] == 3
+    first_layer, last_layer = state.critic[0][0], state.critic[-1][0]
+    if critics == "team":
+        assert first_layer.shape[0] == 2  # critics stacked over teams, not over the 3 agents
+        assert init_state(jax.random.PRNGKey(0), game, config._replace(critics="agent")).critic[0][0].shape[0] == 3
+    else:  # 3 critics; input: state (2) + the two other agents' one-hot actions; one output per own action
+        assert first_layer.shape == (3, 2 + 2 * 3, 32) and last_layer.shape == (3, 32, 3)
     params = make_reward_params(jnp.zeros(1), jnp.zeros(1), use_true_ld=True, use_true_e=True)
     state, _ = jax.jit(make_train(game, config))(jax.random.PRNGKey(1), state, params)
     after = rollout(jax.random.PRNGKey(5), game, make_policy(game, state.actor, greedy=True), 512)
@@ -152,3 +161,7 @@ def test_config_validation():
         make_train(game, MADDPGConfig(exploration=1.5))
     with pytest.raises(ValueError, match="critics"):
         init_state(jax.random.PRNGKey(0), game, MADDPGConfig(critics="shared"))
+    with pytest.raises(ValueError, match="critic_input"):
+        init_state(jax.random.PRNGKey(0), game, MADDPGConfig(critic_input="all"))
+    with pytest.raises(ValueError, match="critic_input: 'others' needs critics='agent'"):
+        make_train(game, MADDPGConfig(critic_input="others", critics="team"))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gsiirl.experiments.sample_units import OPTION_VALUES_BEFORE_ADDED  # resuming results files older than seed_batch
+from gsiirl.experiments import sample_units
 from gsiirl.games.hri import HRI_DEFAULTS
 
 ALGORITHM_OPTIONS = {
@@ -43,6 +43,7 @@ ALGORITHM_OPTIONS = {
     "policy_temperature": 0.02,
     "exploration": 0.1,
     "actor_gradient": "boltzmann",
+    "critic_input": "joint",  # MADDPG critic: "joint" Q_i(s, a) or "others" Q_i(s, a_-i) -> own-action values
     "warmup_cycles": 60,
     "data_episodes": 256,
     "evaluation_episodes": 256,
@@ -63,6 +64,8 @@ ALGORITHM_OPTIONS = {
     "sample_robot_start": [0.0, -0.4],  # Figure 3 (e): a start where the two paths cross
     "sample_human_start": [0.45, 0.0],
 }
+# resuming results files older than an option: the value they were made with
+OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "critic_input": "joint"}
 DEFAULT_OPTIONS = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in HRI_DEFAULTS.items()},
                    **ALGORITHM_OPTIONS}
 
@@ -94,7 +97,8 @@ def _build(frozen: tuple):
         hidden=o["hidden"], actor_learning_rate=o["learning_rate"], critic_learning_rate=o["learning_rate"],
         num_envs=o["num_envs"], iterations=o["finetune_cycles"], updates_per_iteration=o["updates_per_cycle"],
         buffer_iterations=o["buffer_cycles"], minibatch_size=o["minibatch_size"],
-        temperature=o["policy_temperature"], exploration=o["exploration"], actor_gradient=o["actor_gradient"])
+        temperature=o["policy_temperature"], exploration=o["exploration"], actor_gradient=o["actor_gradient"],
+        critic_input=str(o["critic_input"]))
     config = SampleBasedConfig(
         maddpg=maddpg, warmup_iterations=o["warmup_cycles"], data_episodes=o["data_episodes"],
         evaluation_episodes=o["evaluation_episodes"], temperature=o["likelihood_temperature"],

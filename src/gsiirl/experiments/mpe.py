@@ -26,7 +26,8 @@ from typing import Callable
 from gsiirl.experiments import sample_units
 
 # resuming results files written before these options existed (the values they were made with)
-OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "minibatch_size": 256, "critics": "agent"}
+OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "minibatch_size": 256, "critics": "agent",
+                              "critic_input": "joint"}
 
 DEFAULT_OPTIONS: dict = {
     "feature_scale": 1.0,  # r^θ = feature_scale · φ·θ; true θe* = (−1, 0, …, 0) (docs/mpe.md)
@@ -36,6 +37,7 @@ DEFAULT_OPTIONS: dict = {
     "learning_rate": 3e-3,
     "updates_per_cycle": 32,
     "minibatch_size": 128,  # MADDPG minibatch (256 until session 8): the update cost is linear in it, results held (docs/mpe.md)
+    "critic_input": "joint",  # MADDPG critic: "joint" Q_i(s, a) or "others" Q_i(s, a_-i) -> own-action values
     "critics": "agent",  # MADDPG critics: one per "agent" (Lowe et al.) or one per "team" (the good agents share a return)
     "policy_temperature": 0.05,  # MADDPG entropy bonus; 0.01 collapses policies that then never recover (docs/mpe.md)
     "actor_gradient": "expected",
@@ -98,7 +100,7 @@ def make_backend(options: dict):
         temperature=float(options["policy_temperature"]),
         actor_gradient=str(options["actor_gradient"]),
         exploration=float(options["exploration"]),
-        critics=str(options["critics"]),
+        critics=str(options["critics"]), critic_input=str(options["critic_input"]),
     )
     config = SampleBasedConfig(
         maddpg=maddpg,

@@ -26,6 +26,14 @@ from the same targets. Each actor still swaps only its own action in its team's 
 per team (HRI) the two settings are the same computation; on MPE (two good agents) ``"team"`` trains 2
 critics instead of 3 (docs/mpe.md).
 
+Critic input (``critic_input``): ``"joint"`` is MADDPG's ``Q_i(s, a_1, …, a_N)`` with every agent's one-hot
+action as input; ``"others"`` represents the same centralised ``Q_i`` as ``head_i(s, a_{-i})[a_i]`` — the
+other agents' actions go in, one output per own action comes out (the counterfactual critic layout of
+COMA, Foerster et al. 2018). The Boltzmann / expected actor updates need ``Q_i`` for every own action:
+one forward pass with ``"others"`` instead of one pass of the hidden layers per own action, which is
+most of an update's arithmetic with 25 actions (HRI). Own-action effects are linear in the last
+hidden layer, a different function class from ``"joint"``'s (docs/design_decisions.md).
+
 Pure PureJaxRL-style API::
 
     train = make_train(game, config)            # config: MADDPGConfig
@@ -51,6 +59,7 @@ from gsiirl.games.continuous import ContinuousGame, RewardParams, rollout, team_
 
 ACTOR_GRADIENTS = ("gumbel", "expected", "boltzmann")
 CRITICS = ("agent", "team")
+CRITIC_INPUTS = ("joint", "others")
 
 
 class MADDPGConfig(NamedTuple):
@@ -69,6 +78,7 @@ class MADDPGConfig(NamedTuple):
     actor_gradient: str = "boltzmann"
     max_gradient_norm: float = 10.0
     critics: str = "agent"  # "agent": one Q_i per agent (MADDPG); "team": one Q per team (its shared return)
+    critic_input: str = "joint"  # "joint": Q_i(s, a) with all actions in; "others": Q_i(s, a_-i) -> own-action values
 
 
 class MADDPGState(NamedTuple):
@@ -85,6 +95,10 @@ def _validate_config(config: MADDPGConfig) -> None:
         raise ValueError(f"actor_gradient: expected one of {ACTOR_GRADIENTS}, got {config.actor_gradient!r}")
     if config.critics not in CRITICS:
         raise ValueError(f"critics: expected one of {CRITICS}, got {config.critics!r}")
+    if config.critic_input not in CRITIC_INPUTS:
+        raise ValueError(f"critic_input: expected one of {CRITIC_INPUTS}, got {config.critic_input!r}")
+    if config.critic_input == "others" and config.critics == "team":
+        raise ValueError("critic_input: 'others' needs critics='agent' (a team critic has no single own action)")
     if config.actor_gradient == "boltzmann" and not config.temperature > 0:
         raise ValueError("temperature: actor_gradient='boltzmann' needs a positive temperature")
     for name in ("hidden", "num_envs", "iterations", "updates_per_iteration", "buffer_iterations", "minibatch_size"):
@@ -139,7 +153,11 @@ def init_state(key: jax.Array, game: ContinuousGame, config: MADDPGConfig = MADD
     actor = _init_mlp(actor_key, (game.max_observation_size, h, h, game.max_actions), n)
     actor[-1] = (actor[-1][0] * 0.01, actor[-1][1])  # near-uniform initial policies
     num_critics = len(critic_of_agent(game, config)[1])
-    critic = _init_mlp(critic_key, (game.state_size + n * game.max_actions, h, h, 1), num_critics)
+    if config.critic_input == "others":  # Q_i(s, a_-i) -> [own actions]
+        sizes = (game.state_size + (n - 1) * game.max_actions, h, h, game.max_actions)
+    else:  # Q_i(s, a) -> scalar
+        sizes = (game.state_size + n * game.max_actions, h, h, 1)
+    critic = _init_mlp(critic_key, sizes, num_critics)
     return MADDPGState(
         actor,
         critic,
@@ -212,8 +230,18 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
     capacity = chunk * config.buffer_iterations
     gamma = game.discount
 
+    def own_action_table(critic, global_obs, joint_one_hot):
+        """``critic_input="others"``: Q_i(s, a_i = b, a_-i) for every agent i and own action b, [B, A, n]."""
+        batch = joint_one_hot.shape[0]
+        inputs = jnp.stack([  # [A, B, G + (A-1)·n]: the state and every OTHER agent's one-hot action
+            jnp.concatenate([global_obs, jnp.delete(joint_one_hot, i, axis=1).reshape(batch, -1)], axis=-1)
+            for i in range(n_agents)])
+        return jax.vmap(_mlp, out_axes=1)(critic, inputs)
+
     def critic_values(critic, global_obs, joint_one_hot):
         """global_obs [B, G], joint_one_hot [B, A, n_actions] -> Q of every critic [B, C]."""
+        if config.critic_input == "others":
+            return jnp.sum(own_action_table(critic, global_obs, joint_one_hot) * joint_one_hot, axis=-1)
         x = jnp.concatenate([global_obs, joint_one_hot.reshape(joint_one_hot.shape[0], -1)], axis=-1)
         return jax.vmap(lambda layers: _mlp(layers, x)[:, 0], out_axes=1)(critic)
 
@@ -257,7 +285,10 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
             if config.actor_gradient in ("expected", "boltzmann"):
                 # Q_i(s, a_i = b, a_{-i}) for every own action b, [B, A, n]: the critic's first layer
                 # is linear in the one-hot actions, so swapping agent i's action is a row swap.
-                q_table = jnp.stack([own_action_values(critic, i) for i in range(n_agents)], axis=1)
+                if config.critic_input == "others":
+                    q_table = own_action_table(critic, batch["global"], one_hot)
+                else:
+                    q_table = jnp.stack([own_action_values(critic, i) for i in range(n_agents)], axis=1)
                 q_table = jax.lax.stop_gradient(q_table)
                 if config.actor_gradient == "boltzmann":
                     # KL(softmax(Q_i/α) || π_i): its gradient π − softmax(Q/α) does not vanish when π
@@ -271,10 +302,13 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
                 soft = jax.nn.softmax((logits + g) / config.gumbel_temperature, axis=-1)
                 hard = jax.nn.one_hot(jnp.argmax(soft, axis=-1), n_actions)
                 straight = hard + soft - jax.lax.stop_gradient(soft)
-                eye = jnp.eye(n_agents)[:, None, :, None]  # [i, 1, j, 1]
-                joint = eye * straight[None] + (1 - eye) * one_hot[None]  # [i, B, A, n]
-                q = jax.vmap(lambda jo: critic_values(critic, batch["global"], jo))(joint)  # [i, B, C]
-                value = jnp.stack([q[i, :, critic_index[i]] for i in range(n_agents)], axis=1)  # [B, A]
+                if config.critic_input == "others":  # Q_i(s, a_-i) · straight_i: a_i only at the output
+                    value = jnp.sum(own_action_table(critic, batch["global"], one_hot) * straight, axis=-1)
+                else:
+                    eye = jnp.eye(n_agents)[:, None, :, None]  # [i, 1, j, 1]
+                    joint = eye * straight[None] + (1 - eye) * one_hot[None]  # [i, B, A, n]
+                    q = jax.vmap(lambda jo: critic_values(critic, batch["global"], jo))(joint)  # [i, B, C]
+                    value = jnp.stack([q[i, :, critic_index[i]] for i in range(n_agents)], axis=1)  # [B, A]
             return -jnp.mean(weight[:, None] * (value + config.temperature * entropy)) * n_agents
 
         a_loss, a_grad = jax.value_and_grad(actor_loss)(state.actor)
