@@ -42,7 +42,9 @@ def security_unit(batch: int):
     data = jnp.full((game.horizon,) + tuple(game.joint_shape), 1.0 / (game.joint_shape[0] * game.joint_shape[1]
                                                                        * game.joint_shape[2]))
     thetas = 0.3 * jax.random.normal(jax.random.PRNGKey(1), (batch, size))
-    return lambda: batched_evaluation(problem, config.lower_gradient, thetas, thetas, data)
+    # GSIIRL's SPSA evaluations use Lemmas 1/3 (FitConfig's "auto" resolves to them for GSIIRL)
+    method = "lemma1" if config.lower_gradient == "auto" else config.lower_gradient
+    return lambda: batched_evaluation(problem, method, thetas, thetas, data)
 
 
 def sample_based_unit(experiment: str, batch: int):
