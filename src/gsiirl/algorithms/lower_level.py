@@ -190,7 +190,7 @@ class LowerLevelProblem:
         return jnp.sum(self.discounted_occupancy(policy) * self.game.learner_true_reward)
 
 
-@partial(jax.jit, static_argnames=("steps", "method"))
+@partial(jax.jit, static_argnames=("method",))  # steps traced: one program for every t_k
 def inner_loop(problem: LowerLevelProblem, theta_l, theta_e, data_occupancy, *, steps: int, step_size,
                radius, method: str = "lemma1"):
     """Algorithm 1 lines 5–8: ``steps`` projected gradient steps on θe from a warm start. Returns θe [d_e]."""
