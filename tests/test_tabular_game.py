@@ -94,3 +94,17 @@ def test_random_game_is_deterministic_in_its_seed():
     a, b = random_tabular_game(5), random_tabular_game(5)
     np.testing.assert_array_equal(np.asarray(a.expert_reward), np.asarray(b.expert_reward))
     assert not np.allclose(np.asarray(a.expert_reward), np.asarray(random_tabular_game(6).expert_reward))
+
+
+@pytest.mark.parametrize("value_shape", [(), (3,)])
+def test_sparse_expected_next_value_matches_the_dense_transition_product(value_shape):
+    """E[V(s') | s, a] from K successors equals the dense tensor product, for V [S] and V [S, n]."""
+    from gsiirl.games.tabular import expected_next_value
+
+    sparse = random_tabular_game(4, num_states=9, num_learner_actions=2, num_expert_actions=3, horizon=2,
+                                 num_successors=3, sparse=True)
+    values = np.random.default_rng(0).normal(size=(9,) + value_shape).astype(np.float32)
+    got = np.asarray(expected_next_value(sparse.dynamics, values))
+    transitions = np.asarray(sparse.to_dense().dynamics.transitions, np.float64)
+    np.testing.assert_allclose(got, np.tensordot(transitions, values, axes=([3], [0])), rtol=1e-5, atol=1e-6)
+    assert got.shape == (9, 2, 3) + value_shape

@@ -44,7 +44,7 @@ def expected_next_value(dynamics: Dynamics, next_value: jax.Array) -> jax.Array:
     if isinstance(dynamics, DenseDynamics):
         return jnp.tensordot(dynamics.transitions, next_value, axes=([3], [0]))
     gathered = next_value[dynamics.successor_states]  # [S, A_l, A_e, K, ...]
-    # a contraction over K rather than sum(probs * gathered): the same numbers, but XLA's CPU code for
+    # a contraction over K rather than sum(probs * gathered): the same sum, but XLA's CPU code for
     # the broadcast-multiply-reduce is 5x slower, 20x under vmap (session 12, docs/results.md)
     return jnp.einsum("slek,slek...->sle...", dynamics.successor_probs, gathered)
 
