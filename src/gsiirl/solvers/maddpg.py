@@ -231,12 +231,25 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
     gamma = game.discount
 
     def own_action_table(critic, global_obs, joint_one_hot):
-        """``critic_input="others"``: Q_i(s, a_i = b, a_-i) for every agent i and own action b, [B, A, n]."""
+        """Q_i(s, a_i = b, a_-i) of agent i's critic for every agent i and own action b, [B, A, n]."""
         batch = joint_one_hot.shape[0]
-        inputs = jnp.stack([  # [A, B, G + (A-1)·n]: the state and every OTHER agent's one-hot action
-            jnp.concatenate([global_obs, jnp.delete(joint_one_hot, i, axis=1).reshape(batch, -1)], axis=-1)
-            for i in range(n_agents)])
-        return jax.vmap(_mlp, out_axes=1)(critic, inputs)
+        if config.critic_input == "others":  # one pass: the own-action values are the outputs
+            inputs = jnp.stack([  # [A, B, G + (A-1)·n]: the state and every OTHER agent's one-hot action
+                jnp.concatenate([global_obs, jnp.delete(joint_one_hot, i, axis=1).reshape(batch, -1)], axis=-1)
+                for i in range(n_agents)])
+            return jax.vmap(_mlp, out_axes=1)(critic, inputs)
+        # "joint": the first layer is linear in the one-hot actions, so swapping agent i's action is a row swap
+        x = jnp.concatenate([global_obs, joint_one_hot.reshape(batch, -1)], axis=-1)
+
+        def for_agent(i):
+            layers = jax.tree_util.tree_map(lambda p: p[critic_index[i]], critic)
+            w1, b1 = layers[0]
+            block = w1[game.state_size + i * n_actions : game.state_size + (i + 1) * n_actions]  # [n, h]
+            base = x @ w1 + b1 - joint_one_hot[:, i] @ block  # [B, h]
+            hidden = jax.nn.relu(base[:, None, :] + block[None])  # [B, n, h]
+            return _mlp(layers[1:], hidden)[..., 0] if len(layers) > 1 else hidden[..., 0]
+
+        return jnp.stack([for_agent(i) for i in range(n_agents)], axis=1)
 
     def critic_values(critic, global_obs, joint_one_hot):
         """global_obs [B, G], joint_one_hot [B, A, n_actions] -> Q of every critic [B, C]."""
@@ -267,29 +280,14 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
         c_updates, c_opt = critic_opt.update(c_grad, state.critic_optimizer, state.critic)
         critic = optax.apply_updates(state.critic, c_updates)
 
-        x = jnp.concatenate([batch["global"], one_hot.reshape(one_hot.shape[0], -1)], axis=-1)
-
-        def own_action_values(critic, i):
-            layers = jax.tree_util.tree_map(lambda p: p[critic_index[i]], critic)
-            w1, b1 = layers[0]
-            block = w1[game.state_size + i * n_actions : game.state_size + (i + 1) * n_actions]  # [n, h]
-            base = x @ w1 + b1 - one_hot[:, i] @ block  # [B, h]
-            hidden = jax.nn.relu(base[:, None, :] + block[None])  # [B, n, h]
-            return _mlp(layers[1:], hidden)[..., 0] if len(layers) > 1 else hidden[..., 0]
-
         def actor_loss(actor):
             logits = policy_logits(game, actor, batch["observations"])  # [B, A, n]
             log_probs = jax.nn.log_softmax(logits, axis=-1)
             probs = jnp.exp(log_probs)
             entropy = -jnp.sum(jnp.where(probs > 0, probs * log_probs, 0.0), axis=-1)  # [B, A]
             if config.actor_gradient in ("expected", "boltzmann"):
-                # Q_i(s, a_i = b, a_{-i}) for every own action b, [B, A, n]: the critic's first layer
-                # is linear in the one-hot actions, so swapping agent i's action is a row swap.
-                if config.critic_input == "others":
-                    q_table = own_action_table(critic, batch["global"], one_hot)
-                else:
-                    q_table = jnp.stack([own_action_values(critic, i) for i in range(n_agents)], axis=1)
-                q_table = jax.lax.stop_gradient(q_table)
+                # Q_i(s, a_i = b, a_{-i}) for every own action b, [B, A, n]
+                q_table = jax.lax.stop_gradient(own_action_table(critic, batch["global"], one_hot))
                 if config.actor_gradient == "boltzmann":
                     # KL(softmax(Q_i/α) || π_i): its gradient π − softmax(Q/α) does not vanish when π
                     # has collapsed onto a now-bad action (the softmax policy gradient does).
