@@ -205,6 +205,27 @@ def test_band_with_seed_lines_draws_every_seed_and_the_mean():
     plt.close(fig)
 
 
+def test_rate_bands_are_clipped_to_the_metric_range():
+    """mean ± std of a rate near 0 or 1 leaves [0, 1]; with limits the drawn band stays inside it, and
+    the mean line is unchanged."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from gsiirl.experiments.figures import plot_band, plot_reference_line
+
+    curves = np.array([[0.0, 0.9, 1.0], [0.2, 1.0, 1.0], [0.0, 1.0, 0.6]])
+    fig, ax = plt.subplots()
+    plot_band(ax, curves, label="GSIIRL", color="tab:blue", limits=(0.0, 1.0))
+    plot_reference_line(ax, np.array([0.0, 0.0, 0.1]), label="MARL", limits=(0.0, 1.0))
+    band, span = ax.collections[0], ax.patches[0]
+    ys = np.concatenate([path.vertices[:, 1] for path in band.get_paths()])
+    assert ys.min() >= 0.0 and ys.max() <= 1.0
+    assert ys.min() == 0.0 and ys.max() == 1.0  # unclipped, the band reaches below 0 and above 1
+    assert span.get_path().transformed(span.get_patch_transform()).vertices[:, 1].min() >= 0.0
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), curves.mean(axis=0))
+    plt.close(fig)
+
+
 def test_importing_jaxmarl_through_gsiirl_keeps_output_redirection(tmp_path):
     """jaxmarl 0.2 resets sys.stdout to sys.__stdout__ on import; gsiirl's import restores the stream."""
     import subprocess

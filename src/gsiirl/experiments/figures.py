@@ -40,9 +40,10 @@ def seed_curves(results: dict, method: str, metric: str) -> np.ndarray:
 
 
 def plot_band(ax, curves: np.ndarray, *, label: str, color: str, alpha: float = 0.2,
-              show_seeds: bool = False) -> None:
+              show_seeds: bool = False, limits: tuple[float, float] | None = None) -> None:
     """Mean over seeds (line) ± one standard deviation (band) against iterations 1..K; with
-    ``show_seeds`` every seed's curve is drawn too (thin lines), so an outlier seed is visible as such."""
+    ``show_seeds`` every seed's curve is drawn too (thin lines), so an outlier seed is visible as such.
+    ``limits`` (lo, hi): the metric's range (a rate's [0, 1]); the band is clipped to it."""
     if curves.size == 0:
         return
     with np.errstate(invalid="ignore"), _quiet_nan_warnings():
@@ -53,11 +54,15 @@ def plot_band(ax, curves: np.ndarray, *, label: str, color: str, alpha: float = 
         for curve in curves:
             ax.plot(iterations, curve, color=color, alpha=0.3, linewidth=0.6)
     ax.plot(iterations, mean, color=color, label=label)
-    ax.fill_between(iterations, mean - std, mean + std, color=color, alpha=alpha, linewidth=0)
+    low, high = mean - std, mean + std
+    if limits is not None:
+        low, high = np.clip(low, *limits), np.clip(high, *limits)
+    ax.fill_between(iterations, low, high, color=color, alpha=alpha, linewidth=0)
 
 
-def plot_reference_line(ax, values: np.ndarray, *, label: str, color: str = "black", alpha: float = 0.1) -> None:
-    """Horizontal line at the mean of ``values`` (one per seed) with a ± std band."""
+def plot_reference_line(ax, values: np.ndarray, *, label: str, color: str = "black", alpha: float = 0.1,
+                        limits: tuple[float, float] | None = None) -> None:
+    """Horizontal line at the mean of ``values`` (one per seed) with a ± std band (clipped to ``limits``)."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     if values.size == 0:
@@ -65,21 +70,27 @@ def plot_reference_line(ax, values: np.ndarray, *, label: str, color: str = "bla
     mean, std = float(values.mean()), float(values.std())
     ax.axhline(mean, color=color, linestyle="--", label=label)
     if std > 0:
-        ax.axhspan(mean - std, mean + std, color=color, alpha=alpha, linewidth=0)
+        low, high = mean - std, mean + std
+        if limits is not None:
+            low, high = max(low, limits[0]), min(high, limits[1])
+        ax.axhspan(low, high, color=color, alpha=alpha, linewidth=0)
 
 
-def plot_methods(ax, results: dict, metric: str, *, title: str, ylabel: str, show_seeds: bool = False) -> None:
+def plot_methods(ax, results: dict, metric: str, *, title: str, ylabel: str, show_seeds: bool = False,
+                 limits: tuple[float, float] | None = None) -> None:
     """Learning methods as bands over iterations (``show_seeds``: plus one thin line per seed); methods
-    with one value per seed as horizontal lines."""
+    with one value per seed as horizontal lines. ``limits``: the metric's range, the bands are clipped
+    to it (mean ± std of a rate near 0 would otherwise draw negative rates)."""
     for method in ("gsiirl", "ma-irl", "marl"):
         curves = seed_curves(results, method, metric)
         if curves.size == 0:
             continue
         style = METHOD_STYLE[method]
         if curves.shape[1] == 1:
-            plot_reference_line(ax, curves[:, 0], label=style["label"], color=style["color"])
+            plot_reference_line(ax, curves[:, 0], label=style["label"], color=style["color"], limits=limits)
         else:
-            plot_band(ax, curves, label=style["label"], color=style["color"], show_seeds=show_seeds)
+            plot_band(ax, curves, label=style["label"], color=style["color"], show_seeds=show_seeds,
+                      limits=limits)
     ax.set_title(title)
     ax.set_xlabel("iteration")
     ax.set_ylabel(ylabel)

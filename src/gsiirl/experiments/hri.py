@@ -182,12 +182,12 @@ def make_figure(results: dict, out_dir: Path) -> list[Path]:
 
     options = {**DEFAULT_OPTIONS, **results.get("config", {}).get("options", {})}
     fig, axes = plt.subplots(2, 3, figsize=(15, 9), layout="constrained")
-    panels = [("learner_return", "(a) robot (learner) return", "cumulative true reward"),
-              ("expert_return", "(b) human (expert) return", "cumulative true reward"),
-              ("collision_rate", "(c) collision rate", "rate"),
-              ("goal_rate", "(d) goal-reaching rate", "rate")]
-    for ax, (metric, title, ylabel) in zip(axes.ravel()[:4], panels):
-        plot_methods(ax, results, metric, title=title, ylabel=ylabel)
+    panels = [("learner_return", "(a) robot (learner) return", "cumulative true reward", None),
+              ("expert_return", "(b) human (expert) return", "cumulative true reward", None),
+              ("collision_rate", "(c) collision rate", "rate", (0.0, 1.0)),  # bands clipped to a rate's range
+              ("goal_rate", "(d) goal-reaching rate", "rate", (0.0, 1.0))]
+    for ax, (metric, title, ylabel, limits) in zip(axes.ravel()[:4], panels):
+        plot_methods(ax, results, metric, title=title, ylabel=ylabel, limits=limits)
     traj_ax, dist_ax = axes.ravel()[4], axes.ravel()[5]
     method, seeds = _sample_source(results)
     for center, color, label in ((options["robot_goal"], "tab:blue", "robot goal"),
