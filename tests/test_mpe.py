@@ -170,6 +170,8 @@ def test_experiment_options_are_validated():
         experiment.make_backend(bad)
     with pytest.raises(ValueError, match="discount"):
         experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, discount=1.5))
+    with pytest.raises(ValueError, match="initial_radius"):
+        experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, radius=1.0, initial_radius=1.2))
     # the unit runner takes overrides only (merged over the defaults) and names unknown keys
     with pytest.raises(ValueError, match="option hidden_units: unknown"):
         experiment.make_unit_runner({"hidden_units": 8})

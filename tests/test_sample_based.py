@@ -77,6 +77,23 @@ def test_inner_step_is_projected_lemma1_descent(tiny):
     np.testing.assert_allclose(big, [1.0, 0.0, 0.0], atol=1e-6)  # (2.57, 0, 0) projected onto the ball
 
 
+def test_initial_radius_scales_the_random_start_without_changing_its_direction(tiny):
+    """The initial θ's have norms in [0.5, 1]·initial_radius (default: the ball's radius); with
+    initial_radius = radius / 2 the same key gives the same directions at half the norm."""
+    from dataclasses import replace
+
+    key = jax.random.PRNGKey(5)
+    default = tiny.initial_parameters(key)
+    half = SampleBasedGSIIRL(tiny.game, replace(tiny.config, initial_radius=0.5)).initial_parameters(key)
+    for full, small in zip(default, half):
+        assert 0.5 <= float(jnp.linalg.norm(full)) <= 1.0
+        np.testing.assert_allclose(small, 0.5 * full, rtol=1e-6)
+    with pytest.raises(ValueError, match="initial_radius"):
+        replace(tiny.config, initial_radius=1.5)  # larger than the ball
+    with pytest.raises(ValueError, match="initial_radius"):
+        replace(tiny.config, initial_radius=0.0)
+
+
 def test_gsiirl_runs_finite_projected_and_reproducible(tiny):
     seen = []
     history, _ = tiny.run("gsiirl", jax.random.PRNGKey(3), 2, lambda k, m: seen.append(k))

@@ -144,9 +144,10 @@ class SampleBasedGSIIRL:
 
     # ----------------------------------------------------------------- helpers
     def initial_parameters(self, key):
-        """Random initial (θl [n_l], θe [n_e]) in the ball, from one PRNG key."""
+        """Random initial (θl [n_l], θe [n_e]) with norms in [0.5, 1]·initial_radius, from one PRNG key."""
         key_l, key_e = jax.random.split(key)
-        r = self.config.radius
+        c = self.config
+        r = c.radius if c.initial_radius is None else c.initial_radius
         return (random_in_ball(key_l, self.game.learner_feature_size, r),
                 random_in_ball(key_e, self.game.expert_feature_size, r))
 

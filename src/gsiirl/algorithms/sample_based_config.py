@@ -25,6 +25,7 @@ class SampleBasedConfig:
     temperature: float = 1.0  # α in Lemma 1/3: ∇L = (μ(π) − μ̂(D)) / α
     regularization: float = 0.01  # λ
     radius: float = 1.5  # both θ's live in the ball of this radius
+    initial_radius: float | None = None  # random initial θ's have norms in [0.5, 1]·this (None: radius)
     inner_step_size: float = 0.05  # β
     outer_step_size: float | None = None  # None: 1 / (L_f √K) (Theorem 2)
     lipschitz: float = 1.0
@@ -46,6 +47,9 @@ class SampleBasedConfig:
                      "perturbation_scale"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name}: expected a positive number, got {getattr(self, name)}")
+        if self.initial_radius is not None and not 0 < self.initial_radius <= self.radius:
+            raise ValueError(f"initial_radius: expected a number in (0, radius = {self.radius}] or None, "
+                             f"got {self.initial_radius}")
         if self.outer_step_size is not None and not self.outer_step_size > 0:
             raise ValueError(f"outer_step_size: expected a positive number or None, got {self.outer_step_size}")
         if self.max_hypergradient_norm is not None and not self.max_hypergradient_norm > 0:

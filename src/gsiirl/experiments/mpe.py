@@ -27,7 +27,7 @@ from gsiirl.experiments import sample_units
 
 # resuming results files written before these options existed (the values they were made with)
 OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "minibatch_size": 256, "critics": "agent",
-                              "critic_input": "joint"}
+                              "critic_input": "joint", "initial_radius": 1.0}
 
 DEFAULT_OPTIONS: dict = {
     "feature_scale": 1.0,  # r^θ = feature_scale · φ·θ; true θe* = (−1, 0, …, 0) (docs/mpe.md)
@@ -46,7 +46,8 @@ DEFAULT_OPTIONS: dict = {
     "warmup_cycles": 160,  # MADDPG cycles from scratch before the first outer iteration
     "data_episodes": 256,
     "evaluation_episodes": 256,
-    "radius": 1.0,
+    "radius": 1.5,  # the feasible ball: the true θ's (norm 1) strictly inside, as in HRI (1.0 until session 13; docs/mpe.md)
+    "initial_radius": 1.0,  # random initial θ's have norms in [0.5, 1]·this (unchanged by session 13's radius)
     "regularization": 1.0,  # λ: also the floor of the SPSA Hessian's eigenvalues (0.01 gave |∇F| ~ 1e4)
     "inner_step_size": 0.05,
     "spsa_samples": 2,
@@ -74,10 +75,13 @@ def _check_options(options: dict) -> None:
         raise ValueError(f"outer_step_size: expected >= 0 (0 = Theorem 2's schedule), got {options['outer_step_size']!r}")
     if not 0.0 < float(options["discount"]) <= 1.0:
         raise ValueError(f"discount: expected 0 < γ <= 1, got {options['discount']!r}")
-    for name in ("feature_scale", "learning_rate", "radius", "regularization", "inner_step_size",
+    for name in ("feature_scale", "learning_rate", "radius", "initial_radius", "regularization", "inner_step_size",
                  "perturbation_scale"):
         if not float(options[name]) > 0:
             raise ValueError(f"{name}: expected a positive number, got {options[name]!r}")
+    if float(options["initial_radius"]) > float(options["radius"]):
+        raise ValueError(f"initial_radius: expected at most radius ({options['radius']!r}), "
+                         f"got {options['initial_radius']!r}")
 
 
 def make_backend(options: dict):
@@ -108,6 +112,7 @@ def make_backend(options: dict):
         data_episodes=int(options["data_episodes"]),
         evaluation_episodes=int(options["evaluation_episodes"]),
         radius=float(options["radius"]),
+        initial_radius=float(options["initial_radius"]),
         regularization=float(options["regularization"]),
         inner_step_size=float(options["inner_step_size"]),
         spsa_samples=int(options["spsa_samples"]),
