@@ -275,3 +275,24 @@ def test_results_made_before_the_minibatch_option_resume_as_256(tmp_path):
     resumed = run_experiment("mpe", out_dir=tmp_path, methods=["marl"], seeds=1, iterations=1, resume=True,
                              options={"minibatch_size": 256})
     assert resumed["methods"]["marl"]["seeds"]["0"] == stored
+
+
+def test_results_made_before_initial_radius_resume_with_their_radius(tmp_path):
+    """Before `initial_radius` existed the initial draws used the ball's radius: a file made with
+    radius 2 resumes only with initial_radius 2 (the default 1.0 is refused, naming the option)."""
+    from gsiirl.experiments import mpe as experiment
+    from gsiirl.experiments.runner import ResultsFileError, run_experiment, save_results
+
+    old_options = {k: v for k, v in experiment.DEFAULT_OPTIONS.items() if k != "initial_radius"}
+    old_options["radius"] = 2.0
+    stored = {"learner_return": [4.0], "expert_return": [-17.0]}
+    save_results({"schema_version": 1, "experiment": "mpe", "versions": {},
+                  "config": {"experiment": "mpe", "methods": ["marl"], "seeds": 1, "iterations": 1,
+                             "options": old_options},
+                  "methods": {"marl": {"seeds": {"0": stored}, "final": {}}}}, tmp_path / "results.json")
+    with pytest.raises(ResultsFileError, match="initial_radius"):
+        run_experiment("mpe", out_dir=tmp_path, methods=["marl"], seeds=1, iterations=1, resume=True,
+                       options={"radius": 2.0})
+    resumed = run_experiment("mpe", out_dir=tmp_path, methods=["marl"], seeds=1, iterations=1, resume=True,
+                             options={"radius": 2.0, "initial_radius": 2.0})
+    assert resumed["methods"]["marl"]["seeds"]["0"] == stored

@@ -12,7 +12,8 @@ B: groups [g·B, (g+1)·B), always computed whole; only the requested seeds are 
 ``resume=True`` reloads it, checks that it was made with the same configuration, skips finished seeds
 and runs the rest; every unit is a pure function of (method, seeds, config), so a killed-then-resumed
 run ends with exactly the numbers of an uninterrupted one. Options an experiment added later are read
-from an older file as the module's ``OPTION_VALUES_BEFORE_ADDED`` (the value that file was made with).
+from an older file as the module's ``OPTION_VALUES_BEFORE_ADDED`` (the value that file was made with, or a
+function of the file's stored options that returns it).
 ``final`` holds, per metric, the mean and standard deviation (numpy's default ``ddof=0``) over seeds of each seed's LAST value.
 Non-finite numbers are stored as ``null`` (JSON has no NaN) and ignored by ``final``.
 """
@@ -265,7 +266,8 @@ def run_experiment(
         stored_options = results["config"].get("options")
         if isinstance(stored_options, dict):
             for key, value in getattr(module, "OPTION_VALUES_BEFORE_ADDED", {}).items():
-                stored_options.setdefault(key, value)
+                # a callable derives the old value from the file's other options (e.g. initial_radius = radius)
+                stored_options.setdefault(key, value(stored_options) if callable(value) else value)
         if results["experiment"] != experiment or _comparable(results["config"]) != _comparable(config):
             raise ResultsFileError(f"{path}: was made with a different configuration "
                                    f"({_differences(results['config'], config)}); --resume needs the same "
