@@ -81,9 +81,6 @@ def _check_options(options: dict) -> None:
                  "perturbation_scale"):
         if not float(options[name]) > 0:
             raise ValueError(f"{name}: expected a positive number, got {options[name]!r}")
-    if float(options["initial_radius"]) > float(options["radius"]):
-        raise ValueError(f"initial_radius: expected at most radius ({options['radius']!r}), "
-                         f"got {options['initial_radius']!r}")
 
 
 def make_backend(options: dict):
