@@ -39,9 +39,11 @@ from gsiirl.hypergradients.types import LowerLevelEvaluation
 from gsiirl.rewards import project_to_ball
 from gsiirl.rewards.models import random_in_ball
 from gsiirl.solvers.maddpg import init_state, log_likelihood, make_policy, make_train
+from gsiirl.solvers.maddpg_reset import reset_worse_than_random
 
 METHODS = ("gsiirl", "ma-irl", "marl")
 _NOT_REPORTED = ("mu_l", "mu_e", "upper_objective", "data")  # estimator internals, not metrics
+_RESET_STREAM = 0x7E5E7  # fold_in data of the reset check's keys (a stream no other computation uses)
 MetricsFn = Callable[[Rollout], dict]
 
 
@@ -98,6 +100,12 @@ class SampleBasedGSIIRL:
         m = jax.vmap(lambda actor: self._measure_impl(measure_key, actor, False, self.config.data_episodes,
                                                       return_data=True))(states.actor)
         return states, m
+
+    def _reset_impl(self, key, states, params: RewardParams):
+        """[P] states: restart the teams worse than random play on their own rewards params [P]
+        (:func:`gsiirl.solvers.maddpg_reset.reset_worse_than_random`). Returns (states, resets [P, 2])."""
+        return jax.vmap(lambda state, p: reset_worse_than_random(
+            key, self.game, self.config.maddpg, state, p, self.config.evaluation_episodes))(states, params)
 
     def _expert_nll(self, actor, data) -> jax.Array:
         """Expert part of L (eq. 1) per trajectory: −mean_i Σ_t γ^t ln π_e(a_e^t | s^t) on D.
@@ -201,6 +209,7 @@ class SampleBasedGSIIRL:
         if batched not in self._group_ops:
             self._group_ops[batched] = dict(
                 step=seedwise(self._step_impl, batched),
+                reset=seedwise(self._reset_impl, batched),
                 evaluate=seedwise(lambda key, actor: self._measure_impl(
                     key, actor, self.config.greedy_evaluation, self.config.evaluation_episodes), batched),
                 nll=seedwise(self._expert_nll, batched),
@@ -266,10 +275,30 @@ class SampleBasedGSIIRL:
         Returns (states [S, P], last measurement [S, P])."""
         split = split_each(keys, 2)
         states = self._warm_states(ops, split[:, 0], params)
-        measured = None
+        measured, resets = None, 0
         for k in range(iterations):
-            states, measured = ops["step"](fold_in_each(split[:, 1], k), states, params)
-        return states, measured
+            states, measured, reset = self._fine_tune(ops, fold_in_each(split[:, 1], k), states, params)
+            resets = resets + reset
+        return states, measured, resets
+
+    def _fine_tune(self, ops, keys, states, params: RewardParams):
+        """One warm-started fine-tune of states [S, P] on params [S, P] (then measured), preceded by the
+        restart of teams worse than random play if ``reset_worse_than_random``.
+        Returns (states, measurement, resets [S, P, 2] int: teams restarted, learner and expert)."""
+        if self.config.reset_worse_than_random:
+            states, reset = ops["reset"](fold_in_each(keys, _RESET_STREAM), states, params)
+            reset = jax.device_get(reset).astype(int)
+        else:
+            reset = 0
+        states, measured = ops["step"](keys, states, params)
+        return states, measured, reset
+
+    def _reset_metrics(self, resets, seed: int, member: int = 0, prefix: str = "") -> dict:
+        """Teams of one member restarted (resets [S, P, 2] or 0) as metrics, only when the check is on."""
+        if not self.config.reset_worse_than_random:
+            return {}
+        counts = jnp.asarray(resets)[seed, member] if jnp.ndim(resets) else (0, 0)
+        return {f"{prefix}learner_team_resets": float(counts[0]), f"{prefix}expert_team_resets": float(counts[1])}
 
     def _true_params(self, size: int) -> RewardParams:
         """Both TRUE rewards, [size, 1] (the MARL policy)."""
@@ -311,17 +340,18 @@ class SampleBasedGSIIRL:
         ops = self._ops(size > 1)
         split = split_each(keys, 2)  # the same split as _run_marl
         params = _params(thetas_l[:, None], thetas_e[:, None], float(true_learner_reward), float(true_expert_reward))
-        states, _ = self._train_fixed(ops, split[:, 0], params, int(iterations))
-        return self._group_evaluation(ops, split[:, 1], tree_index(states, (slice(None), 0)))
+        states, _, resets = self._train_fixed(ops, split[:, 0], params, int(iterations))
+        metrics = self._group_evaluation(ops, split[:, 1], tree_index(states, (slice(None), 0)))
+        return [m | self._reset_metrics(resets, s) for s, m in enumerate(metrics)]
 
     def _run_marl(self, ops, keys, iterations, callback):
         start = time.perf_counter()
         split = split_each(keys, 2)
-        states, _ = self._train_fixed(ops, split[:, 0], self._true_params(keys.shape[0]), iterations)
+        states, _, resets = self._train_fixed(ops, split[:, 0], self._true_params(keys.shape[0]), iterations)
         states = tree_index(states, (slice(None), 0))
         metrics = self._group_evaluation(ops, split[:, 1], states)
-        for m in metrics:
-            m["wall_time"] = time.perf_counter() - start
+        for s, m in enumerate(metrics):
+            m.update(wall_time=time.perf_counter() - start, **self._reset_metrics(resets, s))
         callback(iterations - 1, metrics)
         return [[m] for m in metrics], states
 
@@ -330,7 +360,7 @@ class SampleBasedGSIIRL:
         start, size = time.perf_counter(), keys.shape[0]
         split = split_each(keys, 4)
         demo_keys, init_keys, warm_keys, loop_keys = (split[:, i] for i in range(4))
-        _, demos = self._train_fixed(ops, demo_keys, self._true_params(size), iterations)
+        _, demos, _ = self._train_fixed(ops, demo_keys, self._true_params(size), iterations)
         demos = tree_index(demos, (slice(None), 0))  # the last measurement = the demonstrations
         theta_l, theta_e = ops["init_parameters"](init_keys)
         model = lambda tl, te: _params(tl[:, None], te[:, None], 0.0, 0.0)
@@ -339,13 +369,13 @@ class SampleBasedGSIIRL:
         histories = [[] for _ in range(size)]
         for k in range(iterations):
             step_keys = split_each(fold_in_each(loop_keys, k), 2)
-            states, m = ops["step"](step_keys[:, 0], states, model(theta_l, theta_e))
+            states, m, resets = self._fine_tune(ops, step_keys[:, 0], states, model(theta_l, theta_e))
             state, m = tree_index(states, (slice(None), 0)), tree_index(m, (slice(None), 0))
             metrics = self._group_evaluation(ops, step_keys[:, 1], state)
             losses = ops["nll"](state.actor, demos["data"])
             wall = time.perf_counter() - start
             for s, row in enumerate(metrics):
-                row.update(wall_time=wall, expert_loss=float(losses[s]),
+                row.update(wall_time=wall, expert_loss=float(losses[s]), **self._reset_metrics(resets, s),
                            **self._theta_metrics(theta_l[s], theta_e[s]))
                 histories[s].append(row)
             theta_l, theta_e = descend(theta_l, theta_e, m["mu_l"], m["mu_e"], demos["mu_l"], demos["mu_e"])
@@ -383,11 +413,13 @@ class SampleBasedGSIIRL:
         histories = [[] for _ in range(size)]
         for k in range(iterations):
             iteration_keys = split_each(fold_in_each(loop_keys, k), 4)  # [S, 4, 2]
-            data = None
+            data, resets = None, 0
             # Lines 3-8: interact once (D(θl) fixed for the iteration), then t_k projected gradient
             # steps on θe with Lemma 1's Monte-Carlo gradient μ_e(π^{θl,θe(t)}) − μ̂_e(D).
             for t in range(schedules.inner_steps(k)):
-                states, m = ops["step"](fold_in_each(iteration_keys[:, 0], t), states, ops["pair"](theta_l, theta_e))
+                states, m, reset = self._fine_tune(ops, fold_in_each(iteration_keys[:, 0], t), states,
+                                                   ops["pair"](theta_l, theta_e))
+                resets = resets + reset
                 if data is None:
                     data = tree_index(m, (slice(None), 0))
                 model = tree_index(m, (slice(None), 1))
@@ -411,6 +443,8 @@ class SampleBasedGSIIRL:
                     wall_time=wall, hypergradient_norm=float(hypergradient_norms[s]),
                     direct_gradient_norm=float(direct_norms[s]),
                     upper_objective=float(model["upper_objective"][s]), expert_loss=float(losses[s]),
+                    **self._reset_metrics(resets, s, member=1),  # the model policy (the reported one)
+                    **self._reset_metrics(resets, s, member=0, prefix="interaction_"),
                     **self._theta_metrics(theta_l[s], theta_e_used[s]))
                 histories[s].append(row)
             direction = estimate.learner_objective_gradient if c.hypergradient_terms == "direct" \

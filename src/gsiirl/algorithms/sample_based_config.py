@@ -38,6 +38,9 @@ class SampleBasedConfig:
     # derivative, D re-collected at θl ± pΔl (two more trainings per iteration; docs/design_decisions.md)
     cross_term: str = "data_dependent"
     greedy_evaluation: bool = True  # metrics with deterministic (argmax) policies, as the paper
+    # before every warm-started fine-tune (not the warm-up, not the SPSA members): restart a team whose
+    # policy is worse than uniformly random play on its own reward (gsiirl.solvers.maddpg_reset)
+    reset_worse_than_random: bool = False
 
     def __post_init__(self) -> None:
         for name in ("warmup_iterations", "data_episodes", "evaluation_episodes", "spsa_samples"):

@@ -29,7 +29,8 @@ from gsiirl.experiments import sample_units
 OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "minibatch_size": 256, "critics": "agent",
                               "critic_input": "joint",
                               # the initial draws used the ball's radius before initial_radius existed
-                              "initial_radius": lambda stored: stored.get("radius", 1.0)}
+                              "initial_radius": lambda stored: stored.get("radius", 1.0),
+                              "reset_worse_than_random": False}
 
 DEFAULT_OPTIONS: dict = {
     "feature_scale": 1.0,  # r^θ = feature_scale · φ·θ; true θe* = (−1, 0, …, 0) (docs/mpe.md)
@@ -59,6 +60,8 @@ DEFAULT_OPTIONS: dict = {
     "greedy_evaluation": True,
     "expert_features": "all",  # expert reward model's features: "all" six or the "adversary"'s own two
     "cross_term": "data_dependent",  # Lemma 2's cross term: "data_dependent" (default) or "fixed_data" (paper, eq. 4)
+    # restart a warm-started MADDPG team worse than random play on its own reward (docs/mpe.md, session 14)
+    "reset_worse_than_random": False,
     "seed_batch": 1,  # seeds vmapped together; 1 here: MADDPG on MPE is compute-bound (docs/results.md)
     "retrain_evaluation": True,  # also score a policy retrained from scratch on the final learned rewards (docs/mpe.md)
 }
@@ -120,6 +123,7 @@ def make_backend(options: dict):
         outer_step_size=float(options["outer_step_size"]) or None,
         greedy_evaluation=bool(options["greedy_evaluation"]),
         cross_term=str(options["cross_term"]),
+        reset_worse_than_random=bool(options["reset_worse_than_random"]),
     )
     return SampleBasedGSIIRL(game, config)
 
