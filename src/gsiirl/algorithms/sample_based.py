@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from gsiirl.algorithms import schedules
+from gsiirl.algorithms.reward_transfer import RewardTransfer
 from gsiirl.algorithms.sample_based_config import (  # noqa: F401  (re-exported: the back-end's public names)
     CROSS_TERMS, SampleBasedConfig, _params, final_thetas,
 )
@@ -47,7 +48,7 @@ _RESET_STREAM = 0x7E5E7  # fold_in data of the reset check's keys (a stream no o
 MetricsFn = Callable[[Rollout], dict]
 
 
-class SampleBasedGSIIRL:
+class SampleBasedGSIIRL(RewardTransfer):
     """GSIIRL / MA-IRL / MARL on a :class:`ContinuousGame`; jitted pieces are built once per instance.
 
     Args:
@@ -304,45 +305,6 @@ class SampleBasedGSIIRL:
         """Both TRUE rewards, [size, 1] (the MARL policy)."""
         return _params(jnp.zeros((size, 1, self.game.learner_feature_size)),
                        jnp.zeros((size, 1, self.game.expert_feature_size)), 1.0, 1.0)
-
-    def retrained_evaluation(self, key: jax.Array, theta_l: jax.Array, theta_e: jax.Array, iterations: int, *,
-                             true_learner_reward: bool = False, true_expert_reward: bool = False) -> dict:
-        """Reward transfer: a joint policy trained FROM SCRATCH on the learned pair (r_li + r_ld^θl, r_e^θe)
-        with the MARL baseline's budget (warm-up + ``iterations`` fine-tunes), scored with the TRUE rewards.
-
-        With the key of the MARL unit of the same seed (``run("marl", key, iterations)``) the training
-        randomness is identical to MARL's, so per-seed differences isolate the rewards: the in-run
-        policy of GSIIRL/MA-IRL has followed the rewards along the outer loop, this one has not.
-        ``true_learner_reward`` / ``true_expert_reward`` swap one learned reward for the true one (both:
-        exactly the MARL unit), which splits a gap between the two learned rewards.
-        theta_l [n_l], theta_e [n_e]. Returns the same metrics as :meth:`evaluation`.
-        """
-        theta_l, theta_e = jnp.asarray(theta_l, jnp.float32), jnp.asarray(theta_e, jnp.float32)
-        if theta_l.shape != (self.game.learner_feature_size,) or theta_e.shape != (self.game.expert_feature_size,):
-            raise ValueError(f"theta_l, theta_e: expected shapes ({self.game.learner_feature_size},) and "
-                             f"({self.game.expert_feature_size},), got {theta_l.shape} and {theta_e.shape}")
-        return self.retrained_evaluations(jnp.asarray(key)[None], theta_l[None], theta_e[None], iterations,
-                                          true_learner_reward=true_learner_reward,
-                                          true_expert_reward=true_expert_reward)[0]
-
-    def retrained_evaluations(self, keys: jax.Array, thetas_l: jax.Array, thetas_e: jax.Array, iterations: int, *,
-                              true_learner_reward: bool = False, true_expert_reward: bool = False) -> list[dict]:
-        """:meth:`retrained_evaluation` for a seed group: keys [S, 2], thetas_l [S, n_l], thetas_e [S, n_e]."""
-        keys = check_keys(keys)
-        thetas_l, thetas_e = jnp.asarray(thetas_l, jnp.float32), jnp.asarray(thetas_e, jnp.float32)
-        size = keys.shape[0]
-        if thetas_l.shape != (size, self.game.learner_feature_size) or \
-                thetas_e.shape != (size, self.game.expert_feature_size):
-            raise ValueError(f"thetas_l, thetas_e: expected shapes ({size}, {self.game.learner_feature_size}) and "
-                             f"({size}, {self.game.expert_feature_size}), got {thetas_l.shape} and {thetas_e.shape}")
-        if isinstance(iterations, bool) or int(iterations) != iterations or int(iterations) < 1:
-            raise ValueError(f"iterations: expected a positive integer, got {iterations}")
-        ops = self._ops(size > 1)
-        split = split_each(keys, 2)  # the same split as _run_marl
-        params = _params(thetas_l[:, None], thetas_e[:, None], float(true_learner_reward), float(true_expert_reward))
-        states, _, resets = self._train_fixed(ops, split[:, 0], params, int(iterations))
-        metrics = self._group_evaluation(ops, split[:, 1], tree_index(states, (slice(None), 0)))
-        return [m | self._reset_metrics(resets, s) for s, m in enumerate(metrics)]
 
     def _run_marl(self, ops, keys, iterations, callback):
         start = time.perf_counter()
