@@ -177,6 +177,9 @@ def test_experiment_options_are_validated():
         experiment.make_unit_runner({"hidden_units": 8})
     with pytest.raises(ValueError, match="option hidden: expected an integer"):
         experiment.make_unit_runner({"hidden": "wide"})
+    flipped = not experiment.DEFAULT_OPTIONS["reset_worse_than_random"]
+    backend = experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, reset_worse_than_random=flipped))
+    assert backend.config.reset_worse_than_random is flipped
 
 
 def test_figure_from_results(tmp_path):

@@ -59,6 +59,8 @@ ALGORITHM_OPTIONS = {
     "max_hypergradient_norm": 2.0,
     "hypergradient_terms": "lemma2",  # the paper's Lemma 2; "direct" (∇θl f only) is the ablation of docs/hri.md
     "cross_term": "data_dependent",  # Lemma 2's cross term: "data_dependent" (default) or "fixed_data" (paper, eq. 4)
+    # restart a warm-started MADDPG team worse than random play on its own reward (docs/design_decisions.md)
+    "reset_worse_than_random": False,
     "seed_batch": 5,  # seeds vmapped together as one batch (groups [g·B, (g+1)·B); docs/hri.md)
     "retrain_evaluation": True,  # also score a policy retrained from scratch on the final learned rewards (docs/hri.md)
     "sample_robot_start": [0.0, -0.4],  # Figure 3 (e): a start where the two paths cross
@@ -106,7 +108,7 @@ def _build(frozen: tuple):
         outer_step_size=o["outer_step_size"], lipschitz=o["lipschitz"], spsa_samples=o["spsa_samples"],
         perturbation_scale=o["perturbation_scale"], perturbation_floor=o["perturbation_floor"],
         max_hypergradient_norm=o["max_hypergradient_norm"], hypergradient_terms=o["hypergradient_terms"],
-        cross_term=o["cross_term"])
+        cross_term=o["cross_term"], reset_worse_than_random=bool(o["reset_worse_than_random"]))
     return sample_game, SampleBasedGSIIRL(game, config, metrics_fn=make_metrics_fn(o["safe_distance"]))
 
 

@@ -29,8 +29,7 @@ from gsiirl.experiments import sample_units
 OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "minibatch_size": 256, "critics": "agent",
                               "critic_input": "joint",
                               # the initial draws used the ball's radius before initial_radius existed
-                              "initial_radius": lambda stored: stored.get("radius", 1.0),
-                              "reset_worse_than_random": False}
+                              "initial_radius": lambda stored: stored.get("radius", 1.0)}
 
 DEFAULT_OPTIONS: dict = {
     "feature_scale": 1.0,  # r^θ = feature_scale · φ·θ; true θe* = (−1, 0, …, 0) (docs/mpe.md)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-# Results files written before ``seed_batch`` existed were computed one seed at a time.
-OPTION_VALUES_BEFORE_ADDED = {"seed_batch": 1}
+# Results files written before an option existed: ``seed_batch`` — one seed at a time; no reset check.
+OPTION_VALUES_BEFORE_ADDED = {"seed_batch": 1, "reset_worse_than_random": False}
 
 
 def check_seed_batch(options: dict) -> int:
