@@ -59,8 +59,9 @@ DEFAULT_OPTIONS: dict = {
     "greedy_evaluation": True,
     "expert_features": "all",  # expert reward model's features: "all" six or the "adversary"'s own two
     "cross_term": "data_dependent",  # Lemma 2's cross term: "data_dependent" (default) or "fixed_data" (paper, eq. 4)
-    # restart a warm-started MADDPG team worse than random play on its own reward (docs/mpe.md, session 14)
-    "reset_worse_than_random": False,
+    # restart a warm-started MADDPG team worse than random play on its own reward before a fine-tune
+    # (pre-registered test on fresh seeds 20-29: no stuck in-run adversary; docs/mpe.md, session 14)
+    "reset_worse_than_random": True,
     "seed_batch": 1,  # seeds vmapped together; 1 here: MADDPG on MPE is compute-bound (docs/results.md)
     "retrain_evaluation": True,  # also score a policy retrained from scratch on the final learned rewards (docs/mpe.md)
 }
