@@ -83,7 +83,9 @@ def iteration_profile(repeats: int = 3) -> dict[str, float]:
     """Median seconds (compilation excluded) of the pieces of one GSIIRL outer iteration at the default
     options, one seed: the pair fine-tune (interaction + model policy, run t_k times per iteration), the
     SPSA batch (2 + 2n perturbed pairs + 2 interaction members), the greedy evaluation, and, inside the
-    fine-tune, one member's MADDPG train call and one of its rollouts, to split rollouts from updates."""
+    fine-tune, one member's MADDPG train call and one of its rollouts, to split rollouts from updates; also
+    the check before each fine-tune that restarts teams worse than random play, and its cost relative to
+    the pair fine-tune."""
     import jax
     import jax.numpy as jnp
 
@@ -108,14 +110,18 @@ def iteration_profile(repeats: int = 3) -> dict[str, float]:
     train_one = jax.jit(backend._train)
     rollout_one = jax.jit(lambda k, actor: jnp.sum(  # a result that needs the whole rollout (not just `alive`)
         rollout(k, game, make_policy(game, actor, exploration=0.1), c.maddpg.num_envs).observations))
-    return {
+    reset_check = jax.jit(backend._reset_impl)  # the check before a fine-tune (reset_worse_than_random)
+    profile = {
         "pair_fine_tune": median_seconds(backend._step, key, states, pair, repeats=repeats),
+        "pair_reset_check": median_seconds(reset_check, key, states, pair, repeats=repeats),
         "spsa_batch": median_seconds(backend._spsa_batch, key, model_state, interaction_state, thetas_l, thetas_e,
                                      measured["mu_l"][0], measured["mu_e"][0], repeats=repeats),
         "greedy_evaluation": median_seconds(backend._evaluate, key, model_state.actor, repeats=repeats),
         "one_member_train": median_seconds(train_one, key, model_state, one, repeats=repeats),
         "one_member_rollout": median_seconds(rollout_one, key, model_state.actor, repeats=repeats),
     }
+    profile["reset_check_over_pair_fine_tune_ratio"] = profile["pair_reset_check"] / profile["pair_fine_tune"]
+    return profile
 
 
 def critics_comparison(members: int = 8, repeats: int = 5) -> dict[str, float]:
