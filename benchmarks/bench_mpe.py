@@ -170,7 +170,8 @@ def main() -> None:
         f"jaxmarl_vmapped_{args.episodes}_steps_per_second": jaxmarl_vmapped_steps_per_second(args.episodes),
     }
     if args.iteration_profile:
-        results.update({f"iteration_{k}_seconds": v for k, v in iteration_profile().items()})
+        results.update({f"iteration_{k}" + ("" if k.endswith("_ratio") else "_seconds"): v
+                        for k, v in iteration_profile().items()})
     if args.critics:
         results.update(critics_comparison())
     if args.full_run:
