@@ -133,15 +133,20 @@ def _action_mask(game: ContinuousGame) -> jax.Array:
     return jnp.arange(game.max_actions)[None, :] < jnp.asarray(game.num_actions)[:, None]
 
 
+def team_of_agent(game: ContinuousGame) -> tuple[int, ...]:
+    """The team of every agent: 0 for the learner agents (first), 1 for the expert agents."""
+    return (0,) * game.num_learner_agents + (1,) * game.num_expert_agents
+
+
 def critic_of_agent(game: ContinuousGame, config: MADDPGConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(critic of every agent, team of every critic). Agent i's actor follows critic i
     (``critics="agent"``) or its team's (``"team"``: 0 for the learner agents, 1 for the expert agents);
     a critic learns its team's return (0 learner, 1 expert). The two settings agree when each team has
     one agent (HRI); with ``"team"`` agents that share a return (MPE's good agents) share one critic."""
-    team_of_agent = (0,) * game.num_learner_agents + (1,) * game.num_expert_agents
+    teams = team_of_agent(game)
     if config.critics == "team":
-        return team_of_agent, (0, 1)
-    return tuple(range(game.num_agents)), team_of_agent
+        return teams, (0, 1)
+    return tuple(range(game.num_agents)), teams
 
 
 def init_state(key: jax.Array, game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()) -> MADDPGState:

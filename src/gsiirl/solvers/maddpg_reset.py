@@ -22,14 +22,11 @@ import jax
 import jax.numpy as jnp
 
 from gsiirl.games.continuous import ContinuousGame, RewardParams, discounted_sum, rollout, team_rewards
-from gsiirl.solvers.maddpg import MADDPGConfig, MADDPGState, critic_of_agent, init_state, make_policy
+from gsiirl.solvers.maddpg import (
+    MADDPGConfig, MADDPGState, _action_mask, critic_of_agent, init_state, make_policy, team_of_agent,
+)
 
 RESET_STANDARD_ERRORS = 2.0  # reset when policy − random < −2 standard errors (sampling noise alone: ≈ 2 %)
-
-
-def _team_of_agent(game: ContinuousGame) -> jax.Array:
-    """[A] int: 0 for the learner agents, 1 for the expert agents."""
-    return jnp.asarray((0,) * game.num_learner_agents + (1,) * game.num_expert_agents)
 
 
 def advantage_over_random(key: jax.Array, game: ContinuousGame, actor, params: RewardParams,
@@ -39,14 +36,14 @@ def advantage_over_random(key: jax.Array, game: ContinuousGame, actor, params: R
     random valid actions (the other team keeps its policy), and the standard error of that difference,
     from ``episodes`` rollouts on each side (stochastic policies, no exploration)."""
     policy = make_policy(game, actor)
-    team_of_agent = _team_of_agent(game)
-    valid = jnp.arange(game.max_actions)[None, :] < jnp.asarray(game.num_actions)[:, None]  # [A, n]
+    teams = jnp.asarray(team_of_agent(game))  # [A]
+    valid = _action_mask(game)  # [A, n]
 
     def with_random_team(team: int):
         def mixed(step_key, observations):
             policy_key, uniform_key = jax.random.split(step_key)
             uniform = jax.random.categorical(uniform_key, jnp.where(valid, 0.0, -1e9), axis=-1)
-            return jnp.where(team_of_agent == team, uniform, policy(policy_key, observations))
+            return jnp.where(teams == team, uniform, policy(policy_key, observations))
         return mixed
 
     def team_returns(data):  # [N, 2]
@@ -66,7 +63,7 @@ def reinitialise_teams(game: ContinuousGame, config: MADDPGConfig, state: MADDPG
                        reset: jax.Array) -> MADDPGState:
     """``state`` with the actors and critics of the teams flagged in ``reset`` [2] bool (learner, expert)
     taken from ``fresh`` (targets and Adam moments too; Adam's shared step count is kept)."""
-    agent_reset = reset[_team_of_agent(game)]  # [A]
+    agent_reset = reset[jnp.asarray(team_of_agent(game))]  # [A]
     critic_reset = reset[jnp.asarray(critic_of_agent(game, config)[1])]  # [C]
 
     def select(mask):
