@@ -94,6 +94,19 @@ def test_initial_radius_scales_the_random_start_without_changing_its_direction(t
         replace(tiny.config, initial_radius=0.0)
 
 
+def test_config_rejects_wrongly_typed_fields_by_name():
+    """A string "false" is truthy, a bool is an int: both are errors naming the field, not silent."""
+    with pytest.raises(ValueError, match="reset_worse_than_random: expected True or False"):
+        SampleBasedConfig(reset_worse_than_random="false")
+    with pytest.raises(ValueError, match="greedy_evaluation: expected True or False"):
+        SampleBasedConfig(greedy_evaluation=1)
+    with pytest.raises(ValueError, match="spsa_samples: expected a positive integer"):
+        SampleBasedConfig(spsa_samples=True)
+    with pytest.raises(ValueError, match="maddpg: expected a MADDPGConfig"):
+        SampleBasedConfig(maddpg={"hidden": 8})
+    assert SampleBasedConfig(reset_worse_than_random=True).reset_worse_than_random is True
+
+
 def test_gsiirl_runs_finite_projected_and_reproducible(tiny):
     seen = []
     history, _ = tiny.run("gsiirl", jax.random.PRNGKey(3), 2, lambda k, m: seen.append(k))

@@ -43,8 +43,13 @@ class SampleBasedConfig:
     reset_worse_than_random: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("greedy_evaluation", "reset_worse_than_random"):  # a string "false" would be truthy
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
+        if not isinstance(self.maddpg, MADDPGConfig):
+            raise ValueError(f"maddpg: expected a MADDPGConfig, got {type(self.maddpg).__name__}")
         for name in ("warmup_iterations", "data_episodes", "evaluation_episodes", "spsa_samples"):
-            if int(getattr(self, name)) < 1:
+            if isinstance(getattr(self, name), bool) or int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
         for name in ("temperature", "regularization", "radius", "inner_step_size", "lipschitz",
                      "perturbation_scale"):
