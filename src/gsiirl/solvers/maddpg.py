@@ -128,7 +128,7 @@ def _mlp(layers, x):
     return x @ w + b
 
 
-def _action_mask(game: ContinuousGame) -> jax.Array:
+def action_mask(game: ContinuousGame) -> jax.Array:
     """[A, max_actions] bool: which padded actions exist for each agent."""
     return jnp.arange(game.max_actions)[None, :] < jnp.asarray(game.num_actions)[:, None]
 
@@ -184,7 +184,7 @@ def _optimizers(config: MADDPGConfig):
 def policy_logits(game: ContinuousGame, actor, observations: jax.Array) -> jax.Array:
     """Masked logits of every agent: observations [..., A, O] -> [..., A, max_actions]."""
     logits = jax.vmap(_mlp, in_axes=(0, -2), out_axes=-2)(actor, observations)
-    return jnp.where(_action_mask(game), logits, -1e9)
+    return jnp.where(action_mask(game), logits, -1e9)
 
 
 def log_likelihood(game: ContinuousGame, actor, observations: jax.Array, actions: jax.Array) -> jax.Array:
@@ -207,7 +207,7 @@ def make_policy(game: ContinuousGame, actor, greedy: bool = False, exploration: 
         sample_key, explore_key, uniform_key = jax.random.split(key, 3)
         actions = jax.random.categorical(sample_key, logits, axis=-1)
         if exploration > 0:
-            uniform = jax.random.categorical(uniform_key, jnp.where(_action_mask(game), 0.0, -1e9), axis=-1)
+            uniform = jax.random.categorical(uniform_key, jnp.where(action_mask(game), 0.0, -1e9), axis=-1)
             explore = jax.random.uniform(explore_key, actions.shape) < exploration
             actions = jnp.where(explore, uniform, actions)
         return actions
@@ -296,7 +296,7 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
                 if config.actor_gradient == "boltzmann":
                     # KL(softmax(Q_i/α) || π_i): its gradient π − softmax(Q/α) does not vanish when π
                     # has collapsed onto a now-bad action (the softmax policy gradient does).
-                    target = jax.nn.softmax(jnp.where(_action_mask(game), q_table / config.temperature, -1e9))
+                    target = jax.nn.softmax(jnp.where(action_mask(game), q_table / config.temperature, -1e9))
                     cross_entropy = -jnp.sum(target * log_probs, axis=-1)
                     return jnp.mean(weight[:, None] * cross_entropy) * n_agents
                 value = jnp.sum(probs * q_table, axis=-1)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from gsiirl.games.continuous import ContinuousGame, RewardParams, discounted_sum, rollout, team_rewards
 from gsiirl.solvers.maddpg import (
-    MADDPGConfig, MADDPGState, _action_mask, critic_of_agent, init_state, make_policy, team_of_agent,
+    MADDPGConfig, MADDPGState, action_mask, critic_of_agent, init_state, make_policy, team_of_agent,
 )
 
 RESET_STANDARD_ERRORS = 2.0  # reset when policy − random < −2 standard errors (sampling noise alone: ≈ 2 %)
@@ -37,7 +37,7 @@ def advantage_over_random(key: jax.Array, game: ContinuousGame, actor, params: R
     from ``episodes`` rollouts on each side (stochastic policies, no exploration)."""
     policy = make_policy(game, actor)
     teams = jnp.asarray(team_of_agent(game))  # [A]
-    valid = _action_mask(game)  # [A, n]
+    valid = action_mask(game)  # [A, n]
 
     def with_random_team(team: int):
         def mixed(step_key, observations):
