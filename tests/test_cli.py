@@ -83,6 +83,18 @@ def test_help_exits_zero(capsys):
     assert code == 0 and "--seeds" in stdout and "Traceback" not in err
 
 
+def test_experiment_flags_of_another_experiment_name_the_flag(capsys, tmp_path):
+    code, _, err = _run(["run", "hri", "--nodes", "5", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "--nodes: not an option of the hri experiment" in err and not list(tmp_path.iterdir())
+
+
+def test_version_is_printed(capsys):
+    import gsiirl
+
+    code, stdout, _ = _run(["--version"], capsys)
+    assert code == 0 and stdout.strip() == f"gsiirl {gsiirl.__version__}"
+
+
 def test_interrupt_is_one_line_and_resumable(toy, monkeypatch, capsys, tmp_path):
     module = sys.modules["toy_cli_experiment"]
     finished = module.make_unit_runner

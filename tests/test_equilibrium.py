@@ -136,6 +136,9 @@ def test_solver_rejects_bad_arguments():
         solve_equilibrium(game, game.learner_true_reward, game.expert_reward, temperature=0.0)
     with pytest.raises(ValueError, match="expert_reward: expected shape"):
         solve_equilibrium(game, game.learner_true_reward, game.expert_reward[:2])
+    with pytest.raises(ValueError, match="learner_reward: contains NaN"):
+        solve_equilibrium(game, np.where(np.arange(game.num_states)[:, None, None] == 0, np.nan,
+                                         np.asarray(game.learner_true_reward)), game.expert_reward)
 
 
 @pytest.mark.parametrize("num_l, num_e", [(3, 5), (5, 3), (4, 4)])

@@ -103,6 +103,24 @@ def test_fit_rejects_bad_options_naming_the_field(game, options, field):
         gsiirl.fit(game, **options)
 
 
+@pytest.mark.parametrize("arguments,error,field", [
+    ({"seed": 0.5}, TypeError, "seed: expected an integer"),
+    ({"seed": "0"}, TypeError, "seed: expected an integer"),
+    ({"seed": True}, TypeError, "seed: expected an integer"),
+    ({"outer_iters": 1.0}, ValueError, "outer_iters"),
+    ({"expert": object()}, TypeError, "expert: expected an object with interact"),
+    ({"oracle": object()}, TypeError, "oracle: expected an object with query"),
+])
+def test_fit_rejects_wrong_argument_types_naming_the_argument(game, arguments, error, field):
+    with pytest.raises(error, match=field):
+        gsiirl.fit(game, **arguments)
+
+
+def test_fit_rejects_a_game_that_is_not_a_tabular_game():
+    with pytest.raises(TypeError, match="game: expected a gsiirl.TabularGame, got dict"):
+        gsiirl.fit({"transitions": None})
+
+
 def test_cross_term_auto_resolves_by_expert_and_real_experts_need_fixed_data(game):
     class LoggedExpert:  # a non-traceable (real) expert: plain Python object
         def __init__(self):

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gsiirl.experiments import runner
 from gsiirl.games.continuous import feature_expectations, rollout
 from gsiirl.games.hri import HRIState, make_hri_game, segment_min_distance, true_parameters, velocity_table
 from gsiirl.solvers.maddpg import init_state, make_policy, policy_logits
@@ -181,6 +182,11 @@ def test_experiment_options_are_validated_and_figure_is_written(tmp_path):
         "marl": {"seeds": {"0": {k: v[-1:] for k, v in curve.items()}}}}}
     paths = experiment.make_figure(results, tmp_path)
     assert len(paths) == 1 and paths[0].exists() and paths[0].stat().st_size > 10_000
+    for block in results["methods"].values():
+        block["final"] = runner.summarize(block["seeds"])
+    table = experiment.summary(results).splitlines()  # what `gsiirl run hri` prints
+    assert "robot return" in table[0] and "collision rate" in table[0] and "goal rate" in table[0]
+    assert table[1].split()[:4] == ["gsiirl", "-2.000", "±", "0.000"] and "0.900" in table[1]
 
 
 def test_sample_outcomes_check_collisions_segment_wise_and_goal_arrival():

@@ -184,3 +184,19 @@ def test_load_rejects_non_json_header(tmp_path):
     np.savez(path, header=np.array([{"a": 1}], dtype=object), **base._asdict())  # pickled object
     with pytest.raises(ValueError, match="not a readable gsiirl trajectory file"):
         load_trajectories(path)
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    """mkstemp makes 0o600 temp files; a results file must be readable like any file the user writes."""
+    from gsiirl.io.atomic import atomic_write_bytes
+
+    previous = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "new.json", b"{}")
+        assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o644
+        (tmp_path / "kept.json").write_bytes(b"")
+        os.chmod(tmp_path / "kept.json", 0o640)
+        atomic_write_bytes(tmp_path / "kept.json", b"{}")  # replacing a file keeps its permissions
+        assert (tmp_path / "kept.json").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(previous)

@@ -180,6 +180,55 @@ def test_bad_arguments(toy, tmp_path, kwargs, field):
         run_experiment("toy", out_dir=tmp_path, **{"seeds": 1, "iterations": 1, **kwargs})
 
 
+@pytest.mark.parametrize("kwargs,field", [
+    ({"workers": 0, "backend": "process"}, "workers: expected a positive integer"),
+    ({"workers": True, "backend": "process"}, "workers: expected a positive integer"),
+    ({"workers": 2}, "workers: only used with backend"),  # the serial backend has no workers
+    ({"address": "host:6379", "backend": "process"}, "address: only used with backend 'ray'"),
+    ({"resume": True, "force": True}, "resume, force"),
+])
+def test_contradictory_run_arguments_are_refused_before_any_work(toy, tmp_path, kwargs, field):
+    toy(kill_at=("gsiirl", 0))  # any unit that ran would raise Killed instead of the expected error
+    with pytest.raises(ValueError, match=field):
+        run_experiment("toy", out_dir=tmp_path, **{"seeds": 1, "iterations": 1, **kwargs})
+
+
+def test_an_output_path_that_is_a_file_is_refused_before_any_work(toy, tmp_path):
+    toy(kill_at=("gsiirl", 0))
+    (tmp_path / "taken").write_text("not a directory")
+    with pytest.raises(ValueError, match="out: .*taken exists and is not a directory"):
+        run_experiment("toy", out_dir=tmp_path / "taken", seeds=1, iterations=1)
+    assert (tmp_path / "taken").read_text() == "not a directory"
+
+
+def test_a_zero_seed_batch_is_refused_by_name(monkeypatch, tmp_path):
+    module = types.ModuleType("toy_groups_zero")
+    module.DEFAULT_OPTIONS = {"seed_batch": 2}
+    module.make_group_runner = lambda options: pytest.fail("no unit may run")
+    monkeypatch.setitem(sys.modules, "toy_groups_zero", module)
+    monkeypatch.setitem(runner.EXPERIMENTS, "toy_groups_zero", "toy_groups_zero")
+    with pytest.raises(ValueError, match="seed_batch: expected a positive integer"):
+        run_experiment("toy_groups_zero", out_dir=tmp_path, seeds=1, iterations=1, options={"seed_batch": 0})
+
+
+def test_summary_text_by_hand():
+    results = {"methods": {
+        "marl": {"seeds": {"0": {"learner_return": [1.0], "expert_return": [-1.0], "collision_rate": [0.0]},
+                           "1": {"learner_return": [3.0], "expert_return": [-3.0], "collision_rate": [0.5]}}},
+        "gsiirl": {"seeds": {"0": {"learner_return": [0.0, 0.5], "expert_return": [0.0, -2.0]},
+                             "1": {"learner_return": [0.0, 2.0], "expert_return": [0.0, -2.0]}}}}}
+    for block in results["methods"].values():
+        block["final"] = summarize(block["seeds"])
+    lines = runner.summary_text(results, labels={"learner_return": "robot return"},
+                                extra_metrics=("collision_rate",)).splitlines()
+    assert "robot return" in lines[0] and "gap to MARL (robot return)" in lines[0] and "collision rate" in lines[0]
+    marl, ours = lines[1].split(), lines[2].split()
+    assert marl[:4] == ["marl", "2.000", "±", "1.000"] and "0.250" in marl  # collision: mean of 0 and 0.5
+    # GSIIRL: learner 1.250 ± 0.750; paired learner gaps 0.5 - 1 and 2 - 3 -> -0.750 ± 0.250; expert gaps -1, +1
+    assert ours[:4] == ["gsiirl", "1.250", "±", "0.750"] and "n/a" in ours
+    assert ours[-6:] == ["-0.750", "±", "0.250", "0.000", "±", "1.000"]
+
+
 def test_security_marl_and_adversarial_resume(tmp_path):
     """The real security experiment (cheap methods, tiny graph): kill after one unit, resume, compare.
 

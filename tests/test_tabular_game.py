@@ -96,6 +96,14 @@ def test_random_game_is_deterministic_in_its_seed():
     assert not np.allclose(np.asarray(a.expert_reward), np.asarray(random_tabular_game(6).expert_reward))
 
 
+@pytest.mark.parametrize("arguments,field", [({"seed": 1.5}, "seed"), ({"seed": -1}, "seed"),
+                                             ({"num_states": 0}, "num_states"),
+                                             ({"num_expert_actions": 2.0}, "num_expert_actions")])
+def test_random_game_rejects_bad_sizes_naming_the_argument(arguments, field):
+    with pytest.raises(ValueError, match=f"{field}: expected an integer"):
+        random_tabular_game(**{"seed": 0, **arguments})
+
+
 @pytest.mark.parametrize("value_shape", [(), (3,)])
 def test_sparse_expected_next_value_matches_the_dense_transition_product(value_shape):
     """E[V(s') | s, a] from K successors equals the dense tensor product, for V [S] and V [S, n]."""

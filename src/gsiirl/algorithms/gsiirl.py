@@ -18,6 +18,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gsiirl.algorithms import schedules
 from gsiirl.algorithms.config import FitConfig, FitResult
@@ -104,12 +105,30 @@ def _default_model(game: TabularGame) -> LinearReward:
     return LinearReward(one_hot_features(game.joint_shape))
 
 
+def _is_integer(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_inputs(game, seed, expert, oracle) -> None:
+    """Errors that name the argument, before anything reaches JAX."""
+    if not isinstance(game, TabularGame):
+        raise TypeError(f"game: expected a gsiirl.TabularGame, got {type(game).__name__}")
+    if not _is_integer(seed):
+        raise TypeError(f"seed: expected an integer, got {seed!r}")
+    if expert is not None and not callable(getattr(expert, "interact", None)):
+        raise TypeError(f"expert: expected an object with interact(key, learner_reward, learner_policy, "
+                        f"num_trajectories) (gsiirl.Expert), got {type(expert).__name__}")
+    if oracle is not None and not callable(getattr(oracle, "query", None)):
+        raise TypeError(f"oracle: expected an object with query(states, learner_actions, expert_actions) "
+                        f"(gsiirl.Oracle), got {type(oracle).__name__}")
+
+
 def _check_options(method: str, hypergradient: str, outer_iters: int, expert, config: FitConfig) -> None:
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     if hypergradient not in HYPERGRADIENTS:
         raise ValueError(f"hypergradient: expected one of {HYPERGRADIENTS}, got {hypergradient!r}")
-    if isinstance(outer_iters, bool) or int(outer_iters) != outer_iters or outer_iters < 1:
+    if not _is_integer(outer_iters) or outer_iters < 1:
         raise ValueError(f"outer_iters: expected a positive integer, got {outer_iters!r}")
     if config.cross_term == "data_dependent" and hypergradient == "spsa" and not _is_pytree(expert):
         raise ValueError("cross_term: 'data_dependent' re-collects data inside the SPSA step and needs a "
@@ -154,6 +173,7 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
     Returns:
         FitResult with theta_l, theta_e, the final policy and a per-iteration ``history``.
     """
+    _check_inputs(game, seed, expert, oracle)
     config = FitConfig.from_options(**options)
     expert = expert if expert is not None else SimulatedExpert(
         game, equilibrium=config.equilibrium, temperature=config.temperature, iterations=config.iterations)

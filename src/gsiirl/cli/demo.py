@@ -24,9 +24,11 @@ def run_demo(out_dir: Path, *, seeds: int = 3, iterations: int = 30, show_progre
 
     import gsiirl
 
+    from gsiirl.io.atomic import check_output_directory
+
     if seeds < 1 or iterations < 1:
         raise ValueError("seeds and iterations must be positive integers")
-    out_dir = Path(out_dir)
+    out_dir = check_output_directory(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     game = gsiirl.random_tabular_game(1, num_states=5, num_learner_actions=2, num_expert_actions=2, horizon=4)
     marl = gsiirl.marl(game)

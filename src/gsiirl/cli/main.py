@@ -27,6 +27,9 @@ except ImportError:  # pragma: no cover - older typer uses the click package
 from gsiirl.experiments.runner import METHODS, ResultsFileError, load_experiment, run_experiment
 
 EXIT_USAGE = 2
+BACKEND_HELP = ("serial (one process, per-iteration progress), process (one unit per worker process: use it for "
+                "full runs on a multi-core machine) or ray")
+WORKERS_HELP = "parallel workers for --backend process or a local ray (default 2)"
 EXIT_INTERRUPTED = 130
 
 
@@ -131,8 +134,17 @@ app = GsiirlApp(help="General-sum interactive inverse reinforcement learning (GS
                 no_args_is_help=True, pretty_exceptions_enable=False)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from gsiirl import __version__
+
+        typer.echo(f"gsiirl {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _main() -> None:
+def _main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
     """General-sum interactive inverse reinforcement learning (GSIIRL)."""
 
 
@@ -140,9 +152,10 @@ def _main() -> None:
 def run(
     experiment: str = typer.Argument(..., help="security, hri or mpe"),
     method: Optional[list[str]] = typer.Option(None, "--method", help="gsiirl, ma-irl or marl (repeatable; default all)"),
-    seeds: int = typer.Option(10, "--seeds", help="number of seeds (0 .. N-1)"),
+    seeds: int = typer.Option(10, "--seeds", help="number of seeds (0 .. N-1; HRI computes fixed groups of 5 "
+                              "seeds as one vmapped batch, option seed_batch, and stores the requested ones)"),
     iters: int = typer.Option(50, "--iters", help="outer iterations per seed"),
-    out: Optional[Path] = typer.Option(None, "--out", help="output directory (default results/EXPERIMENT)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output directory (default runs/EXPERIMENT)"),
     resume: bool = typer.Option(False, "--resume", help="continue DIR/results.json"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing DIR/results.json"),
     hypergradient: Optional[str] = typer.Option(None, "--hypergradient", help="spsa, exact or finite_difference"),
@@ -151,8 +164,8 @@ def run(
     option: Optional[list[str]] = typer.Option(None, "--option", help="experiment option key=value (repeatable)"),
     figure: bool = typer.Option(True, "--figure/--no-figure", help="write the figure PNG"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
-    backend: str = typer.Option("serial", "--backend", help="serial, process or ray"),
-    workers: Optional[int] = typer.Option(None, "--workers", help="parallel workers (process / local ray)"),
+    backend: str = typer.Option("serial", "--backend", help=BACKEND_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (--backend ray)"),
     compile_cache: Optional[Path] = typer.Option(None, "--compile-cache", help="keep compiled programs in DIR "
                                                  "and reuse them in later runs and in worker processes"),
@@ -161,11 +174,14 @@ def run(
     try:
         use_compile_cache(compile_cache)
         options = parse_options(option)
-        for key, value in (("hypergradient", hypergradient), ("nodes", nodes), ("marl_solver", marl_solver)):
+        for flag, key, value in (("--hypergradient", "hypergradient", hypergradient), ("--nodes", "nodes", nodes),
+                                 ("--marl-solver", "marl_solver", marl_solver)):
             if value is not None:
+                if key not in load_experiment(experiment).DEFAULT_OPTIONS:
+                    raise UserError(f"{flag}: not an option of the {experiment} experiment")
                 options[key] = value
         execute_run(experiment, methods=method, seeds=seeds, iters=iters,
-                    out=out if out is not None else Path("results") / experiment, resume=resume, force=force,
+                    out=out if out is not None else Path("runs") / experiment, resume=resume, force=force,
                     options=options, figure=figure, show_progress=progress, backend=backend, workers=workers,
                     address=address)
     except (UserError, ResultsFileError, ValueError) as error:
@@ -198,8 +214,8 @@ def reproduce(
     out: Path = typer.Option(Path("runs/reproduce"), "--out", help="output directory (re-run to resume)"),
     quick: bool = typer.Option(False, "--quick", help="a few seeds and iterations (minutes)"),
     experiment: Optional[list[str]] = typer.Option(None, "--experiment", help="mpe, hri, security (default all)"),
-    backend: str = typer.Option("serial", "--backend", help="serial, process or ray"),
-    workers: Optional[int] = typer.Option(None, "--workers", help="parallel workers (process / local ray)"),
+    backend: str = typer.Option("serial", "--backend", help=BACKEND_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (--backend ray)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
     compile_cache: Optional[Path] = typer.Option(None, "--compile-cache", help="keep compiled programs in DIR "

@@ -11,7 +11,7 @@ import csv
 import io
 from pathlib import Path
 
-from gsiirl.io.atomic import atomic_write_bytes
+from gsiirl.io.atomic import atomic_write_bytes, check_output_directory
 
 EXPERIMENT_ORDER = ("mpe", "hri", "security")
 COLUMN_NAMES = {"mpe": "MPE", "hri": "HRI", "security": "CS"}
@@ -168,7 +168,9 @@ def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDE
     from gsiirl.cli.main import execute_run
 
     run = run or execute_run
-    out_dir = Path(out_dir)
+    out_dir = check_output_directory(out_dir)
+    for experiment in experiments:
+        check_output_directory(out_dir / experiment, name=f"out (the {experiment} results)")
     plan = QUICK_PLAN if quick else FULL_PLAN
     results = {}
     for experiment in experiments:

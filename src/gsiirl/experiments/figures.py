@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from gsiirl.io.atomic import atomic_write  # noqa: E402
 
 METHOD_STYLE = {
     "gsiirl": {"label": "GSIIRL", "color": "tab:blue"},
@@ -101,18 +101,10 @@ def plot_methods(ax, results: dict, metric: str, *, title: str, ylabel: str, sho
 
 def save_figure(fig, path: Path, dpi: int = 120) -> Path:
     """Save ``fig`` as PNG atomically and close it; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=".fig-", suffix=".png", dir=path.parent)
-    os.close(handle)
     try:
-        fig.savefig(temp_name, dpi=dpi, format="png", bbox_inches="tight")
-        os.replace(temp_name, path)
+        return atomic_write(path, lambda stream: fig.savefig(stream, dpi=dpi, format="png", bbox_inches="tight"))
     finally:
         plt.close(fig)
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-    return path
 
 
 class _quiet_nan_warnings:

@@ -174,6 +174,15 @@ def make_unit_runner(options: dict | None = None):
     return unit_runner_from_groups(make_group_runner, DEFAULT_OPTIONS, options)
 
 
+def summary(results: dict) -> str:
+    """Final iteration per method: robot / human returns, collision and goal rates (mean ± std over seeds),
+    and the paired per-seed gaps to MARL on the two returns."""
+    from gsiirl.experiments.runner import summary_text
+
+    return summary_text(results, labels={"learner_return": "robot return", "expert_return": "human return"},
+                        extra_metrics=("collision_rate", "goal_rate"))
+
+
 def make_figure(results: dict, out_dir: Path) -> list[Path]:
     """Figure 3: (a) robot return, (b) human return, (c) collision rate, (d) goal rate, (e) every seed's
     greedy GSIIRL trajectory from the crossing start with goal discs and the count that reach both goals
@@ -258,4 +267,4 @@ def _sample_source(results: dict):
     return "none", {}
 
 
-__all__ = ["DEFAULT_OPTIONS", "OPTION_VALUES_BEFORE_ADDED", "make_group_runner", "make_unit_runner", "make_figure", "make_metrics_fn", "sample_outcomes"]
+__all__ = ["DEFAULT_OPTIONS", "OPTION_VALUES_BEFORE_ADDED", "make_group_runner", "make_unit_runner", "make_figure", "make_metrics_fn", "summary", "sample_outcomes"]

@@ -172,6 +172,14 @@ def make_unit_runner(options: dict | None = None) -> Callable[[str, int, int, Ca
     return unit_runner_from_groups(make_group_runner, DEFAULT_OPTIONS, options)
 
 
+def summary(results: dict) -> str:
+    """Final iteration per method: the good agents' (learner) and the adversary's (expert) returns, mean ±
+    std over seeds, and the paired per-seed gaps to MARL."""
+    from gsiirl.experiments.runner import summary_text
+
+    return summary_text(results, labels={"learner_return": "agents return", "expert_return": "adversary return"})
+
+
 def make_figure(results: dict, out_dir: Path) -> list[Path]:
     """Figure 2: agents' (learner team) return and adversary's return vs outer iteration (mean ± std
     bands, thin per-seed lines, MARL as horizontal lines)."""

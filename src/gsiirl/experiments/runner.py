@@ -31,8 +31,8 @@ from typing import Callable
 import numpy as np
 
 from gsiirl.experiments import EXPERIMENTS
-from gsiirl.experiments.sample_units import seed_group
-from gsiirl.io.atomic import atomic_write_bytes
+from gsiirl.experiments.sample_units import check_seed_batch, seed_group
+from gsiirl.io.atomic import atomic_write_bytes, check_output_directory
 
 SCHEMA_VERSION = 1
 METHODS = ("gsiirl", "ma-irl", "marl")
@@ -146,6 +146,35 @@ def summarize(seeds: dict[str, dict[str, list]]) -> dict[str, dict[str, float | 
     return final
 
 
+def summary_text(results: dict, labels: dict[str, str] | None = None, extra_metrics: tuple[str, ...] = ()) -> str:
+    """A text table of the final iteration: mean ± std over seeds of the two returns (and ``extra_metrics``)
+    per method, plus each method's paired per-seed gap to MARL on the two returns (Table 1's comparison).
+
+    ``labels`` renames the columns (e.g. ``{"learner_return": "robot return"}``)."""
+    labels = labels or {}
+    returns = ("learner_return", "expert_return")
+    columns = [(key, labels.get(key, key.replace("_", " "))) for key in returns + tuple(extra_metrics)]
+    gap_names = [f"gap to MARL ({labels.get(key, key.replace('_', ' '))})" for key in returns]
+    widths = [max(18, len(name)) for _, name in columns] + [max(18, len(name)) for name in gap_names]
+    header = [name for _, name in columns] + gap_names
+    lines = [f"{'method':<8} " + " ".join(f"{name:>{width}}" for name, width in zip(header, widths))]
+    methods = results.get("methods", {})
+    marl_seeds = methods.get("marl", {}).get("seeds", {})
+    for method, block in methods.items():
+        final = block.get("final", {})
+        cells = []
+        for key, _ in columns:
+            stats = final.get(key, {})
+            cells.append("n/a" if stats.get("mean") is None else f"{stats['mean']:.3f} ± {stats['std']:.3f}")
+        for key in returns:
+            gaps = [metrics[key][-1] - marl_seeds[seed][key][-1] for seed, metrics in block["seeds"].items()
+                    if seed in marl_seeds and metrics.get(key) and metrics[key][-1] is not None
+                    and marl_seeds[seed].get(key) and marl_seeds[seed][key][-1] is not None]
+            cells.append("n/a" if not gaps or method == "marl" else f"{np.mean(gaps):.3f} ± {np.std(gaps):.3f}")
+        lines.append(f"{method:<8} " + " ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths)))
+    return "\n".join(lines)
+
+
 def save_results(results: dict, path: Path) -> None:
     """Write ``results`` to ``path`` atomically (temp file in the same directory + os.replace)."""
     text = json.dumps(results, indent=1, allow_nan=False)
@@ -246,6 +275,16 @@ def run_experiment(
 
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise ValueError(f"workers: expected a positive integer, got {workers!r}")
+        if backend == "serial":
+            raise ValueError("workers: only used with backend 'process' or 'ray' (the serial backend runs in this process)")
+    if address is not None and backend != "ray":
+        raise ValueError(f"address: only used with backend 'ray', got backend {backend!r}")
+    if resume and force:
+        raise ValueError("resume, force: expected at most one (resume continues DIR/results.json, force overwrites it)")
+    check_output_directory(out_dir)
     methods = list(dict.fromkeys(methods))
     for method in methods:
         if method not in METHODS:
@@ -294,7 +333,7 @@ def run_experiment(
         block["final"] = summarize(block["seeds"])
         save_results(results, path)
 
-    batch = int(merged.get("seed_batch", 1)) if hasattr(module, "make_group_runner") else 1
+    batch = check_seed_batch(merged) if hasattr(module, "make_group_runner") and "seed_batch" in merged else 1
     pending = []
     for method in methods:
         block = results["methods"].setdefault(method, {"seeds": {}, "final": {}})

@@ -205,23 +205,9 @@ def make_figure(results: dict, out_dir: Path) -> list[Path]:
 
 def summary(results: dict) -> str:
     """Table 1 style text: final mean ± std per method, and the per-seed gap to MARL (paired)."""
-    lines = [f"{'method':<8} {'learner return':>20} {'expert return':>20} {'gap to MARL (learner)':>24} "
-             f"{'gap to MARL (expert)':>22}"]
-    methods = results.get("methods", {})
-    marl_seeds = methods.get("marl", {}).get("seeds", {})
-    for method, block in methods.items():
-        final = block.get("final", {})
-        cells = []
-        for key in ("learner_return", "expert_return"):
-            stats = final.get(key, {})
-            cells.append("n/a" if stats.get("mean") is None else f"{stats['mean']:.3f} ± {stats['std']:.3f}")
-        for key in ("learner_return", "expert_return"):
-            gaps = [metrics[key][-1] - marl_seeds[seed][key][-1] for seed, metrics in block["seeds"].items()
-                    if seed in marl_seeds and metrics.get(key) and metrics[key][-1] is not None
-                    and marl_seeds[seed].get(key) and marl_seeds[seed][key][-1] is not None]
-            cells.append("n/a" if not gaps or method == "marl" else f"{np.mean(gaps):.3f} ± {np.std(gaps):.3f}")
-        lines.append(f"{method:<8} {cells[0]:>20} {cells[1]:>20} {cells[2]:>24} {cells[3]:>22}")
-    return "\n".join(lines)
+    from gsiirl.experiments.runner import summary_text
+
+    return summary_text(results)
 
 
 __all__ = ["DEFAULT_OPTIONS", "make_unit_runner", "make_figure", "summary", "build_instance", "draw_attack_graph"]

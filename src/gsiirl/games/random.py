@@ -23,6 +23,11 @@ def random_tabular_game(
 
     With ``sparse=True`` the game stores successor indices [S, A_l, A_e, K] (K = num_successors, or S).
     """
+    for name, value, low in (("seed", seed, 0), ("num_states", num_states, 1),
+                             ("num_learner_actions", num_learner_actions, 1),
+                             ("num_expert_actions", num_expert_actions, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
     rng = np.random.default_rng(seed)
     shape = (num_states, num_learner_actions, num_expert_actions)
     k = num_states if num_successors is None else int(num_successors)

@@ -23,6 +23,7 @@ from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gsiirl.games.tabular import Dynamics, TabularGame, expected_next_value
 from gsiirl.solvers.small_linear import solve_small
@@ -226,6 +227,9 @@ def solve_equilibrium(game: TabularGame, learner_reward, expert_reward, *, model
     for name, table in (("learner_reward", learner_reward), ("expert_reward", expert_reward)):
         if tuple(jnp.shape(table)) != game.joint_shape:
             raise ValueError(f"{name}: expected shape {game.joint_shape}, got {tuple(jnp.shape(table))}")
+        # numpy on the host: inside a trace even a concrete array's jnp ops are staged (tracers)
+        if not isinstance(table, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(table))):
+            raise ValueError(f"{name}: contains NaN or infinite values; expected finite rewards")
     if model == "joint_soft":
         return joint_soft(game.dynamics, learner_reward, expert_reward, game.discount, temperature, game.horizon)
     return soft_nash(game.dynamics, learner_reward, expert_reward, game.discount, temperature, game.horizon,
