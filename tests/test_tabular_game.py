@@ -55,7 +55,7 @@ def test_transition_validation():
     with pytest.raises(ValueError, match="transitions: probabilities must be >= 0"):
         TabularGame(**(arrays | {"transitions": bad}))
     bad[0, 0, 0] = [0.5, 0.6, 0.1]
-    with pytest.raises(ValueError, match="transitions: rows must sum to 1"):
+    with pytest.raises(ValueError, match=r"transitions: rows must sum to 1 \(row \(0, 0, 0\) sums to 1.2\)"):
         TabularGame(**(arrays | {"transitions": bad}))
     bad[0, 0, 0] = [np.inf, 0.0, 0.0]
     with pytest.raises(ValueError, match="transitions: contains NaN"):

@@ -70,6 +70,6 @@ def run_demo(out_dir: Path, *, seeds: int = 3, iterations: int = 30, show_progre
             finals = np.array([h[metric][-1] for h in runs])
             cells.append(f"{finals.mean():.3f} ± {finals.std():.3f}")
         lines.append(f"| {method.upper()} | " + " | ".join(cells) + " |")
-    table = "\n".join(lines) + f"\n\n(final iteration, mean ± std over {seeds} seeds; {game!r})\n"
+    table = "\n".join(lines) + f"\n\n(final iteration, mean ± std over {seeds} seed{'s' if seeds != 1 else ''}; {game!r})\n"
     (out_dir / "demo_table.md").write_text(table)
     return table

@@ -75,9 +75,12 @@ def _check_distribution(name: str, probs: np.ndarray, axis: tuple[int, ...]) -> 
     if np.any(probs < -PROBABILITY_TOLERANCE):
         raise ValueError(f"{name}: probabilities must be >= 0 (min {probs.min():.3g})")
     totals = probs.sum(axis=axis)
-    worst = float(np.max(np.abs(totals - 1.0))) if totals.size else 0.0
+    deviation = np.abs(totals - 1.0)
+    worst = float(np.max(deviation)) if totals.size else 0.0
     if worst > PROBABILITY_TOLERANCE * max(1, probs.shape[-1]) ** 0.5 + PROBABILITY_TOLERANCE:
-        raise ValueError(f"{name}: rows must sum to 1 (worst row sums to {1.0 + worst:.6g} or {1.0 - worst:.6g})")
+        index = np.unravel_index(int(np.argmax(deviation)), totals.shape)
+        raise ValueError(f"{name}: rows must sum to 1 (row {tuple(int(i) for i in index)} sums to "
+                         f"{float(totals[index]):.6g})")
 
 
 @jax.tree_util.register_pytree_node_class
