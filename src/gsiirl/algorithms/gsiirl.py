@@ -18,7 +18,6 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from gsiirl.algorithms import schedules
 from gsiirl.algorithms.config import FitConfig, FitResult
@@ -33,6 +32,7 @@ from gsiirl.rewards import LinearReward, one_hot_features, project_to_ball
 from gsiirl.solvers.equilibrium import solve_equilibrium
 from gsiirl.solvers.occupancy import _forward
 from gsiirl.solvers.sampling import empirical_occupancy
+from gsiirl.validation import is_integer
 
 METHODS = ("gsiirl", "ma-irl", "marl")
 HYPERGRADIENTS = ("spsa", "exact", "finite_difference")
@@ -105,15 +105,11 @@ def _default_model(game: TabularGame) -> LinearReward:
     return LinearReward(one_hot_features(game.joint_shape))
 
 
-def _is_integer(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def _check_inputs(game, seed, expert, oracle) -> None:
     """Errors that name the argument, before anything reaches JAX."""
     if not isinstance(game, TabularGame):
         raise TypeError(f"game: expected a gsiirl.TabularGame, got {type(game).__name__}")
-    if not _is_integer(seed):
+    if not is_integer(seed):
         raise TypeError(f"seed: expected an integer, got {seed!r}")
     if expert is not None and not callable(getattr(expert, "interact", None)):
         raise TypeError(f"expert: expected an object with interact(key, learner_reward, learner_policy, "
@@ -128,7 +124,7 @@ def _check_options(method: str, hypergradient: str, outer_iters: int, expert, co
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     if hypergradient not in HYPERGRADIENTS:
         raise ValueError(f"hypergradient: expected one of {HYPERGRADIENTS}, got {hypergradient!r}")
-    if not _is_integer(outer_iters) or outer_iters < 1:
+    if not is_integer(outer_iters) or outer_iters < 1:
         raise ValueError(f"outer_iters: expected a positive integer, got {outer_iters!r}")
     if config.cross_term == "data_dependent" and hypergradient == "spsa" and not _is_pytree(expert):
         raise ValueError("cross_term: 'data_dependent' re-collects data inside the SPSA step and needs a "

@@ -23,7 +23,6 @@ def run_demo(out_dir: Path, *, seeds: int = 3, iterations: int = 30, show_progre
     from tqdm import tqdm
 
     import gsiirl
-
     from gsiirl.io.atomic import check_output_directory
 
     if seeds < 1 or iterations < 1:

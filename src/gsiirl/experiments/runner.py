@@ -33,6 +33,7 @@ import numpy as np
 from gsiirl.experiments import EXPERIMENTS
 from gsiirl.experiments.sample_units import check_seed_batch, seed_group
 from gsiirl.io.atomic import atomic_write_bytes, check_output_directory
+from gsiirl.validation import is_integer
 
 SCHEMA_VERSION = 1
 METHODS = ("gsiirl", "ma-irl", "marl")
@@ -276,7 +277,7 @@ def run_experiment(
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
     if workers is not None:
-        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        if not is_integer(workers) or workers < 1:
             raise ValueError(f"workers: expected a positive integer, got {workers!r}")
         if backend == "serial":
             raise ValueError("workers: only used with backend 'process' or 'ray' (the serial backend runs in this process)")
@@ -292,7 +293,7 @@ def run_experiment(
     if not methods:
         raise ValueError("method: expected at least one method")
     for name, value in (("seeds", seeds), ("iterations", iterations)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        if not is_integer(value) or value < 1:
             raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     module = load_experiment(experiment)
     merged = merge_options(module.DEFAULT_OPTIONS, options)

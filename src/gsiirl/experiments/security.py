@@ -23,8 +23,6 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 from gsiirl.algorithms.config import FitConfig
 from gsiirl.games.security import AttackGraph, SecurityReward, generate_attack_graph, security_game
 

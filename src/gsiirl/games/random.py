@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gsiirl.games.tabular import TabularGame
+from gsiirl.validation import check_count
 
 
 def random_tabular_game(
@@ -26,8 +27,7 @@ def random_tabular_game(
     for name, value, low in (("seed", seed, 0), ("num_states", num_states, 1),
                              ("num_learner_actions", num_learner_actions, 1),
                              ("num_expert_actions", num_expert_actions, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+        check_count(name, value, low)
     rng = np.random.default_rng(seed)
     shape = (num_states, num_learner_actions, num_expert_actions)
     k = num_states if num_successors is None else int(num_successors)

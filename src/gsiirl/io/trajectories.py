@@ -26,6 +26,7 @@ import numpy as np
 from gsiirl.io.atomic import atomic_write
 
 from gsiirl.solvers.sampling import Trajectories
+from gsiirl.validation import check_count
 
 __all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "Trajectories", "save_trajectories", "load_trajectories"]
 
@@ -36,12 +37,6 @@ SIZE_FIELDS = {"states": "num_states", "learner_actions": "num_learner_actions",
                "expert_actions": "num_expert_actions"}
 HEADER_KEYS = ("schema", "version", "num_trajectories", "horizon", "num_states", "num_learner_actions",
                "num_expert_actions", "discount", "metadata")
-
-
-def _check_count(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_discount(value) -> float:
@@ -73,9 +68,9 @@ def save_trajectories(path, trajectories, *, num_states: int, num_learner_action
         discount: γ in (0, 1] of the game the trajectories come from.
         metadata: optional JSON-serialisable dict (no NaN/inf), stored in the header as JSON.
     """
-    sizes = {"num_states": _check_count("num_states", num_states, 1),
-             "num_learner_actions": _check_count("num_learner_actions", num_learner_actions, 1),
-             "num_expert_actions": _check_count("num_expert_actions", num_expert_actions, 1)}
+    sizes = {"num_states": check_count("num_states", num_states, 1),
+             "num_learner_actions": check_count("num_learner_actions", num_learner_actions, 1),
+             "num_expert_actions": check_count("num_expert_actions", num_expert_actions, 1)}
     discount = _check_discount(discount)
     metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict):
@@ -153,10 +148,10 @@ def _parse_header(path: Path, raw: np.ndarray) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"{path}: header: unknown key(s) {unknown} for version {SCHEMA_VERSION}")
     try:
-        _check_count("num_trajectories", header["num_trajectories"], 0)
-        _check_count("horizon", header["horizon"], 1)
+        check_count("num_trajectories", header["num_trajectories"], 0)
+        check_count("horizon", header["horizon"], 1)
         for key in ("num_states", "num_learner_actions", "num_expert_actions"):
-            _check_count(key, header[key], 1)
+            check_count(key, header[key], 1)
         _check_discount(header["discount"])
     except ValueError as error:
         raise ValueError(f"{path}: header.{error}") from None
