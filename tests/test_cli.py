@@ -150,3 +150,18 @@ def test_security_figure_from_results(tmp_path):
     assert paths[0].exists() and paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = summary(results)
     assert "-2.000 ± 0.816" in table  # MARL learner: mean of -1, -2, -3 and population std
+
+
+def test_demo_writes_figure_and_table(capsys, tmp_path):
+    """`gsiirl demo` end to end (one seed, two iterations): the figure, the table with a MARL row, and the
+    single-seed cells printed as a mean alone."""
+    code, out, err = _run(["demo", "--out", str(tmp_path / "demo"), "--seeds", "1", "--iters", "2",
+                           "--no-progress"], capsys)
+    assert code == 0, err
+    table = (tmp_path / "demo" / "demo_table.md").read_text()
+    assert (tmp_path / "demo" / "demo.png").stat().st_size > 10_000
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ") and "---" not in line}
+    assert set(rows) == {"method", "MARL (true rewards)", "GSIIRL", "MA-IRL"}
+    assert "±" not in rows["GSIIRL"] and "over 1 seed;" in table and "MA-IRL" in out
+    code, _, err = _run(["demo", "--out", str(tmp_path / "bad"), "--seeds", "0"], capsys)
+    assert code == 2 and "seeds: expected an integer >= 1, got 0" in err

@@ -38,6 +38,11 @@ def test_same_seed_same_numbers_and_result_round_trip(game, tmp_path):
     json_path.write_text("{not json")
     with pytest.raises(ValueError, match="not a readable gsiirl result"):
         FitResult.load(json_path)
+    with pytest.raises(FileNotFoundError, match="no such gsiirl result file"):
+        FitResult.load(tmp_path / "never_written.json")
+    json_path.with_suffix(".npz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"run\.npz: no such gsiirl result file"):
+        FitResult.load(json_path)
 
 
 def test_exact_and_finite_difference_hypergradients_run_in_fit(game):

@@ -229,6 +229,13 @@ def test_summary_text_by_hand():
     assert ours[-6:] == ["-0.750", "±", "0.250", "0.000", "±", "1.000"]
 
 
+def test_mean_std_text_one_seed_shows_the_mean_alone():
+    assert runner.mean_std_text(-1.23456, 0.0, 1) == "-1.235"
+    assert runner.mean_std_text(-1.23456, 0.5, 2) == "-1.235 ± 0.500"
+    assert runner.mean_std_text(2.0, 0.25, 3, digits=2) == "2.00 ± 0.25"
+    assert runner.mean_std_text(None, None, 0) == "n/a"
+
+
 def test_security_marl_and_adversarial_resume(tmp_path):
     """The real security experiment (cheap methods, tiny graph): kill after one unit, resume, compare.
 

@@ -138,9 +138,15 @@ class FitResult:
 
     @classmethod
     def load(cls, path) -> "FitResult":
-        """Read a result written by :meth:`save`; a malformed file raises ValueError naming the problem."""
+        """Read a result written by :meth:`save`.
+
+        Raises FileNotFoundError if the ``.json`` or ``.npz`` file does not exist (as
+        :func:`gsiirl.io.load_trajectories`), ValueError naming the problem if one is malformed."""
         path = Path(path)
         json_path, arrays_path = path.with_suffix(".json"), path.with_suffix(".npz")
+        for required in (json_path, arrays_path):
+            if not required.exists():
+                raise FileNotFoundError(f"{required}: no such gsiirl result file (written by FitResult.save)")
         try:
             document = json.loads(json_path.read_text())
         except (OSError, json.JSONDecodeError) as error:

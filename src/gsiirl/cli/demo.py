@@ -23,10 +23,12 @@ def run_demo(out_dir: Path, *, seeds: int = 3, iterations: int = 30, show_progre
     from tqdm import tqdm
 
     import gsiirl
-    from gsiirl.io.atomic import check_output_directory
+    from gsiirl.experiments.figures import save_figure
+    from gsiirl.experiments.runner import mean_std_text
+    from gsiirl.io.atomic import atomic_write_bytes, check_output_directory
+    from gsiirl.validation import check_count
 
-    if seeds < 1 or iterations < 1:
-        raise ValueError("seeds and iterations must be positive integers")
+    seeds, iterations = check_count("seeds", seeds, 1), check_count("iterations", iterations, 1)
     out_dir = check_output_directory(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     game = gsiirl.random_tabular_game(1, num_states=5, num_learner_actions=2, num_expert_actions=2, horizon=4)
@@ -58,8 +60,7 @@ def run_demo(out_dir: Path, *, seeds: int = 3, iterations: int = 30, show_progre
         axis.set_xlabel("outer iteration")
     axes[0].legend()
     figure.tight_layout()
-    figure.savefig(out_dir / "demo.png", dpi=120)
-    plt.close(figure)
+    save_figure(figure, out_dir / "demo.png")
 
     lines = ["| method | learner return | expert return | expert-policy KL |", "|---|---|---|---|",
              f"| MARL (true rewards) | {marl['learner_return']:.3f} | {marl['expert_return']:.3f} | 0 |"]
@@ -67,8 +68,8 @@ def run_demo(out_dir: Path, *, seeds: int = 3, iterations: int = 30, show_progre
         cells = []
         for metric in ("learner_return", "expert_return", "expert_policy_kl"):
             finals = np.array([h[metric][-1] for h in runs])
-            cells.append(f"{finals.mean():.3f} ± {finals.std():.3f}")
+            cells.append(mean_std_text(float(finals.mean()), float(finals.std()), finals.size))
         lines.append(f"| {method.upper()} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + f"\n\n(final iteration, mean ± std over {seeds} seed{'s' if seeds != 1 else ''}; {game!r})\n"
-    (out_dir / "demo_table.md").write_text(table)
+    atomic_write_bytes(out_dir / "demo_table.md", table.encode())
     return table

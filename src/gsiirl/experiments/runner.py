@@ -147,6 +147,14 @@ def summarize(seeds: dict[str, dict[str, list]]) -> dict[str, dict[str, float | 
     return final
 
 
+def mean_std_text(mean: float | None, std: float | None, n: int, digits: int = 3) -> str:
+    """``"mean ± std"`` over ``n`` seeds; the mean alone for one seed (a std of one value says nothing),
+    ``"n/a"`` without a value."""
+    if mean is None or n == 0:
+        return "n/a"
+    return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 def summary_text(results: dict, labels: dict[str, str] | None = None, extra_metrics: tuple[str, ...] = ()) -> str:
     """A text table of the final iteration: mean ± std over seeds of the two returns (and ``extra_metrics``)
     per method, plus each method's paired per-seed gap to MARL on the two returns (Table 1's comparison).
@@ -166,12 +174,12 @@ def summary_text(results: dict, labels: dict[str, str] | None = None, extra_metr
         cells = []
         for key, _ in columns:
             stats = final.get(key, {})
-            cells.append("n/a" if stats.get("mean") is None else f"{stats['mean']:.3f} ± {stats['std']:.3f}")
+            cells.append(mean_std_text(stats.get("mean"), stats.get("std"), stats.get("n", 0)))
         for key in returns:
             gaps = [metrics[key][-1] - marl_seeds[seed][key][-1] for seed, metrics in block["seeds"].items()
                     if seed in marl_seeds and metrics.get(key) and metrics[key][-1] is not None
                     and marl_seeds[seed].get(key) and marl_seeds[seed][key][-1] is not None]
-            cells.append("n/a" if not gaps or method == "marl" else f"{np.mean(gaps):.3f} ± {np.std(gaps):.3f}")
+            cells.append("n/a" if not gaps or method == "marl" else mean_std_text(np.mean(gaps), np.std(gaps), len(gaps)))
         lines.append(f"{method:<8} " + " ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths)))
     return "\n".join(lines)
 
