@@ -3,6 +3,8 @@ agent, bad arguments name their field, and gsiirl's MPE game agrees with Farama'
 
 from __future__ import annotations
 
+import re
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from pettingzoo import ParallelEnv
 
 from gsiirl.games import mpe
 from gsiirl.games.continuous import ContinuousGame, validate_game
-from gsiirl.games.parallel_env_check import ParallelEnvComparison, compare_with_parallel_env
+from gsiirl.games.parallel_env_check import ParallelEnvComparison, compare_with_parallel_env, describe_mismatch
 
 HORIZON = 4
 
@@ -154,8 +156,44 @@ def test_wrong_observation_is_caught_right_after_reset():
     mismatch = _compare(swapped).first_mismatch
     assert (mismatch.step, mismatch.agent, mismatch.quantity) == (0, "robot", "observation")
     short = _corridor_game()._replace(observations=lambda s: (s[:1], jnp.stack([s[1], s[0] - s[1]])))
-    mismatch = _compare(short).first_mismatch
+    report = _compare(short)
+    mismatch = report.first_mismatch
     assert (mismatch.step, mismatch.agent, mismatch.difference) == (0, "robot", float("inf"))
+    assert "(observation sizes differ (game 1 vs env 2): learner_agents/expert_agents order?)" in str(report)
+    assert "|diff|" not in str(report)
+
+
+class _FixedStart(CorridorTwin):
+    """The twin started at (-0.75, 0.75) whatever the seed."""
+
+    def reset(self, seed=None, options=None):
+        out = super().reset(seed=seed, options=options)
+        self.positions = np.array([-0.75, 0.75])
+        return self._observe(), out[1]
+
+
+def test_nan_on_either_side_is_reported_as_nan():
+    game = _corridor_game()
+    # the robot's observation turns NaN once it has moved right twice (-0.75 -> -0.25, at step 2)
+    nan_game = game._replace(observations=lambda s: (
+        jnp.where(s[0] > -0.4, jnp.nan, 1.0) * game.observations(s)[0], game.observations(s)[1]))
+    report = _compare(nan_game, _FixedStart())
+    mismatch = report.first_mismatch
+    assert (mismatch.step, mismatch.agent, mismatch.quantity) == (2, "robot", "observation")
+    assert np.isnan(mismatch.difference) and np.isnan(report.max_observation_difference)
+    assert str(report).startswith("MISMATCH (step 2, agent 'robot', observation: game [nan nan] vs env")
+    assert "(game has NaN)" in str(report) and "|diff|" not in str(report)
+    with pytest.raises(ValueError, match=r"step 2, agent 'robot', observation: .*\(game has NaN\)"):
+        _compare(nan_game, _FixedStart(), strict=True)
+
+    class NanRewards(CorridorTwin):
+        def step(self, actions):
+            observations, rewards, terminations, truncations, infos = super().step(actions)
+            return observations, {**rewards, "human": float("nan")}, terminations, truncations, infos
+
+    mismatch = _compare(game, NanRewards()).first_mismatch
+    assert (mismatch.step, mismatch.agent, mismatch.quantity) == (1, "human", "reward")
+    assert describe_mismatch(mismatch).endswith("(env has NaN)")
 
 
 def test_termination_flags_are_compared_and_a_joint_termination_ends_the_check():
@@ -197,6 +235,37 @@ def test_bad_arguments_name_their_field(overrides, field):
 def test_bad_env_and_early_truncation_name_their_field():
     with pytest.raises(ValueError, match="env"):
         _compare(_corridor_game(), env=object())
+    assert _compare(_corridor_game()).ok  # the twin (Discrete(3) for both agents) passes the checks
+
+
+class _ActionSpace(CorridorTwin):
+    def __init__(self, space):
+        super().__init__()
+        self.space = space
+
+    def action_space(self, agent):
+        return self.space if agent == "human" else spaces.Discrete(3)
+
+
+@pytest.mark.parametrize("space, expected", [
+    (spaces.Box(0.0, 1.0, (3,), np.float32), "Box(0.0, 1.0, (3,), float32)"),
+    (spaces.Discrete(4), "Discrete(4)"),
+    (spaces.Discrete(3, start=-1), "Discrete(3, start=-1)"),
+])
+def test_env_whose_action_spaces_differ_from_the_game_is_named(space, expected):
+    message = f"env: agent 'human' has action space {expected}, the game expects Discrete(3) (num_actions[1])"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _compare(_corridor_game(), env=_ActionSpace(space))
+
+
+def test_aec_env_is_rejected_naming_env():
+    env = simple_adversary_v3.env(max_cycles=mpe.EPISODE_LENGTH, continuous_actions=False)
+    with pytest.raises(ValueError, match=re.escape("env: expected a PettingZoo ParallelEnv (e.g. the scenario's "
+                                                   "parallel_env(), or pettingzoo.utils.conversions.aec_to_parallel"
+                                                   "(env)), got the AEC env OrderEnforcingWrapper")):
+        compare_with_parallel_env(mpe.make_game(), env, state_from_env=_mpe_state_from_env,
+                                  learner_agents=list(mpe.GOOD_AGENT_NAMES), expert_agents=list(mpe.ADVERSARY_NAMES),
+                                  actions=np.zeros((2, 3), int))
     with pytest.raises(ValueError, match="actions: the env truncated after 2 steps"):
         _compare(_corridor_game(), env=CorridorTwin(max_cycles=2))
 

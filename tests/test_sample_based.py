@@ -13,6 +13,10 @@ from gsiirl.games.continuous import Rollout, discounted_sum, feature_expectation
 from gsiirl.games.hri import make_hri_game
 from gsiirl.solvers.maddpg import MADDPGConfig
 
+# The `tiny` budget trains identical ± policies, so its hypergradient is 0 (the warning that
+# test_zero_hypergradient_warns checks); test_outer_step_follows_the_hypergradient uses a budget that moves.
+pytestmark = pytest.mark.filterwarnings("ignore:gsiirl. outer iteration .*exactly 0:RuntimeWarning")
+
 
 def _synthetic_rollout() -> Rollout:
     """N=2 episodes, T=3 steps, d_l = 1, d_e = 2; only the reward/feature fields matter."""
@@ -186,3 +190,57 @@ def test_a_seed_group_is_its_seeds_run_one_by_one(tiny):
         tiny.run_seeds("marl", jax.random.PRNGKey(0), 2)
     with pytest.raises(ValueError, match="thetas_l, thetas_e"):
         tiny.retrained_evaluations(keys, thetas_l[:1], thetas_e, 2)
+
+
+def test_zero_hypergradient_warns(tiny):
+    """Learning rates 0: the ± perturbed rewards cannot change the policies, so the SPSA difference is
+    exactly 0 and θl never moves — the run says so instead of staying silent."""
+    from dataclasses import replace
+
+    frozen = tiny.config.maddpg._replace(actor_learning_rate=0.0, critic_learning_rate=0.0)
+    learner = SampleBasedGSIIRL(tiny.game, replace(tiny.config, maddpg=frozen))
+    with pytest.warns(RuntimeWarning, match="hypergradient is exactly 0"):
+        history, _ = learner.run("gsiirl", jax.random.PRNGKey(0), 1)
+    assert history[0]["hypergradient_norm"] == 0.0
+
+
+def test_nan_from_the_oracle_stops_the_run_with_its_name(tiny):
+    """A queried r_ld that returns NaN (a failed measurement) must stop the run with a message, not
+    carry NaN θ's on silently."""
+    broken = tiny.game._replace(learner_dependent_reward=lambda state, la, ea, next_state: jnp.float32(jnp.nan))
+    learner = SampleBasedGSIIRL(broken, tiny.config)
+    with pytest.raises(ValueError, match=r"marl: outer iteration 0, seed 0 .*learner_return is nan.*queried r_ld"):
+        learner.run("marl", jax.random.PRNGKey(0), 1)
+    with pytest.raises(ValueError, match=r"gsiirl: outer iteration 0, seed 0 .* is nan"):
+        learner.run("gsiirl", jax.random.PRNGKey(0), 1)
+
+
+def test_configuration_mistakes_are_named_on_construction(tiny):
+    with pytest.raises(ValueError, match="num_envs: expected a positive integer, got 0"):
+        SampleBasedConfig(maddpg=MADDPGConfig(num_envs=0))
+    with pytest.raises(ValueError, match="warmup_iterations: expected a multiple of maddpg.iterations"):
+        SampleBasedConfig(maddpg=MADDPGConfig(iterations=2), warmup_iterations=3)
+    with pytest.raises(TypeError, match="game: expected a gsiirl.games.continuous.ContinuousGame"):
+        SampleBasedGSIIRL("hri", tiny.config)
+    with pytest.raises(ValueError, match="discount"):
+        SampleBasedGSIIRL(tiny.game._replace(discount=1.5), tiny.config)
+    with pytest.warns(RuntimeWarning, match="minibatch_size: 100000 is more than the 20 transitions"):
+        SampleBasedGSIIRL(tiny.game, SampleBasedConfig(
+            maddpg=tiny.config.maddpg._replace(minibatch_size=100_000), warmup_iterations=2))
+
+
+def test_outer_step_follows_the_hypergradient(tiny):
+    """Algorithm 1 line 15 end to end: with a budget whose ± policies differ (learning rates 0.05), the
+    hypergradient is non-zero and θl moves by exactly α·min(‖∇F‖, clip) per outer iteration (inside the ball)."""
+    from dataclasses import replace
+
+    fast = tiny.config.maddpg._replace(actor_learning_rate=0.05, critic_learning_rate=0.05)
+    config = replace(tiny.config, maddpg=fast, outer_step_size=0.1)
+    history, _ = SampleBasedGSIIRL(tiny.game, config).run("gsiirl", jax.random.PRNGKey(3), 3)
+    norms = [row["hypergradient_norm"] for row in history]
+    assert max(norms) > 0
+    thetas = [np.array([row[f"theta_l_{i}"] for i in range(3)]) for row in history]
+    assert max(np.linalg.norm(t) for t in thetas) < 1.0 - 1e-3  # no projection: the step is the ascent itself
+    for k in range(2):
+        np.testing.assert_allclose(np.linalg.norm(thetas[k + 1] - thetas[k]), 0.1 * min(norms[k], 2.0),
+                                   rtol=1e-4, atol=1e-7)

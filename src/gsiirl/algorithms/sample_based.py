@@ -18,6 +18,7 @@ both TRUE rewards; no interaction), ``marl`` (MADDPG on both true rewards; one v
 from __future__ import annotations
 
 import time
+import warnings
 from functools import partial
 from typing import Callable
 
@@ -27,13 +28,13 @@ import jax.numpy as jnp
 from gsiirl.algorithms import schedules
 from gsiirl.algorithms.reward_transfer import RewardTransfer
 from gsiirl.algorithms.sample_based_config import (  # noqa: F401  (re-exported: the back-end's public names)
-    CROSS_TERMS, SampleBasedConfig, _params, final_thetas,
+    CROSS_TERMS, SampleBasedConfig, _params, final_thetas, require_finite,
 )
 from gsiirl.algorithms.seed_batch import (
     check_keys, fold_in_each, per_seed_floats, seedwise, split_each, tree_expand, tree_index,
 )
 from gsiirl.games.continuous import (
-    ContinuousGame, RewardParams, Rollout, discounted_sum, feature_expectations, rollout,
+    ContinuousGame, RewardParams, Rollout, discounted_sum, feature_expectations, rollout, validate_game,
 )
 from gsiirl.hypergradients.spsa import spsa_hypergradient
 from gsiirl.hypergradients.types import LowerLevelEvaluation
@@ -60,11 +61,12 @@ class SampleBasedGSIIRL(RewardTransfer):
 
     def __init__(self, game: ContinuousGame, config: SampleBasedConfig = SampleBasedConfig(),
                  metrics_fn: MetricsFn | None = None) -> None:
-        self.game, self.config = game, config
+        if not isinstance(game, ContinuousGame):
+            raise TypeError(f"game: expected a gsiirl.games.continuous.ContinuousGame, got {type(game).__name__}")
+        if not isinstance(config, SampleBasedConfig):
+            raise TypeError(f"config: expected a SampleBasedConfig, got {type(config).__name__}")
+        self.game, self.config = validate_game(game), config
         self.metrics_fn = metrics_fn or (lambda data: {})
-        if config.warmup_iterations % config.maddpg.iterations:
-            raise ValueError(f"warmup_iterations: expected a multiple of maddpg.iterations "
-                             f"({config.maddpg.iterations}), got {config.warmup_iterations}")
         self._train = make_train(game, config.maddpg)
         # Few compiled functions (compiling MADDPG dominates start-up): a batched train+measure step,
         # the SPSA batch, a greedy evaluation, and the expert's likelihood on logged data.
@@ -314,6 +316,7 @@ class SampleBasedGSIIRL(RewardTransfer):
         metrics = self._group_evaluation(ops, split[:, 1], states)
         for s, m in enumerate(metrics):
             m.update(wall_time=time.perf_counter() - start, **self._reset_metrics(resets, s))
+            require_finite("marl", iterations - 1, s, m)
         callback(iterations - 1, metrics)
         return [[m] for m in metrics], states
 
@@ -339,6 +342,7 @@ class SampleBasedGSIIRL(RewardTransfer):
             for s, row in enumerate(metrics):
                 row.update(wall_time=wall, expert_loss=float(losses[s]), **self._reset_metrics(resets, s),
                            **self._theta_metrics(theta_l[s], theta_e[s]))
+                require_finite("ma-irl", k, s, row)
                 histories[s].append(row)
             theta_l, theta_e = descend(theta_l, theta_e, m["mu_l"], m["mu_e"], demos["mu_l"], demos["mu_e"])
             callback(k, metrics)
@@ -373,6 +377,7 @@ class SampleBasedGSIIRL(RewardTransfer):
         # π^{θl,θe}. Both are fine-tuned at every step (the data policy's extra tuning is free in time).
         states = self._warm_states(ops, warm_keys, ops["pair"](theta_l, theta_e))
         histories = [[] for _ in range(size)]
+        warned_zero = False
         for k in range(iterations):
             iteration_keys = split_each(fold_in_each(loop_keys, k), 4)  # [S, 4, 2]
             data, resets = None, 0
@@ -408,7 +413,15 @@ class SampleBasedGSIIRL(RewardTransfer):
                     **self._reset_metrics(resets, s, member=1),  # the model policy (the reported one)
                     **self._reset_metrics(resets, s, member=0, prefix="interaction_"),
                     **self._theta_metrics(theta_l[s], theta_e_used[s]))
+                require_finite("gsiirl", k, s, row)
                 histories[s].append(row)
+            if not warned_zero and any(row["hypergradient_norm"] == 0.0 for row in metrics):
+                warned_zero = True
+                warnings.warn(
+                    f"gsiirl: outer iteration {k}: the SPSA hypergradient is exactly 0, so θl does not move — "
+                    "the ± perturbed rewards trained identical policies. The fine-tune budget "
+                    "(maddpg.iterations × updates_per_iteration) is too small for a reward change to reach "
+                    "the policy; raise it (docs/simulators.md §3)", RuntimeWarning, stacklevel=2)
             direction = estimate.learner_objective_gradient if c.hypergradient_terms == "direct" \
                 else estimate.hypergradient
             theta_l = ascend(theta_l, direction)  # line 15 (ascent)

@@ -3,27 +3,61 @@ experiments (reward-parameter batches, the θ's recorded in a history)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
 
 from gsiirl.games.continuous import RewardParams
-from gsiirl.solvers.maddpg import MADDPGConfig
+from gsiirl.solvers.maddpg import MADDPGConfig, validate_config
 
 CROSS_TERMS = ("fixed_data", "data_dependent")
+# metrics that are finite in any sound run: a NaN / inf in one means the game produced one
+_MUST_BE_FINITE = ("learner_return", "expert_return", "upper_objective", "hypergradient_norm",
+                   "direct_gradient_norm", "expert_loss")
 
 
 @dataclass(frozen=True)
 class SampleBasedConfig:
-    """Hyper-parameters of the sample-based back-end (validated on construction)."""
+    """Hyper-parameters of the sample-based back-end (validated on construction; a bad field raises
+    ValueError naming it). The experiments' settings are in ``gsiirl.experiments.hri.DEFAULT_OPTIONS`` and
+    ``gsiirl.experiments.mpe.DEFAULT_OPTIONS``; docs/simulators.md §3 says which to start from on a new game.
+
+    Attributes:
+        maddpg: the policy solver (:class:`gsiirl.solvers.maddpg.MADDPGConfig`); ``maddpg.iterations``
+            MADDPG cycles are one warm-started fine-tune (one inner step of Algorithm 1).
+        warmup_iterations: MADDPG cycles from scratch before the first outer iteration (a multiple of
+            ``maddpg.iterations``).
+        data_episodes: |D(θl)|, trajectories collected per interaction with the expert.
+        evaluation_episodes: rollouts for μ(π), f and the reported metrics.
+        temperature: α in Lemmas 1/3, ∇L = (μ(π) − μ̂(D)) / α: the likelihood's temperature.
+        regularization: λ, the ridge weight of the lower-level loss. The hypergradient scales like 1/λ
+            (Lemma 2's H⁻¹), so a small λ gives huge, noisy ‖∇F‖ (HRI uses 0.5, MPE 1.0; before
+            session 17 the default was 0.01).
+        radius: both θ's are projected onto the ball of this radius.
+        initial_radius: random initial θ's have norms in [0.5, 1]·this (None: ``radius``).
+        inner_step_size: β, the projected gradient step on θe (lines 5–8).
+        outer_step_size: α of the ascent on θl (line 15); None: 1 / (L_f √K) (Theorem 2).
+        lipschitz: L_f in that default step.
+        spsa_samples: n, SPSA directions per outer iteration (2 + 2n perturbed trainings).
+        perturbation_scale: SPSA perturbation p(k) = max(scale / (k+1), floor).
+        perturbation_floor: the floor of p(k) (Monte-Carlo f needs perturbations that change the policy).
+        max_hypergradient_norm: clip ‖∇F‖ to this before the step (None: no clipping).
+        hypergradient_terms: "lemma2" (∇θl f − C H⁻¹ ∇θe f) or "direct" (∇θl f only, an ablation).
+        cross_term: Lemma 2's cross term C — "fixed_data" (the paper's eq. 4, D(θl) held fixed) or
+            "data_dependent" (the total derivative: D re-collected at θl ± pΔl, two more trainings).
+        greedy_evaluation: report metrics of the argmax policies (the paper's deterministic policies).
+        reset_worse_than_random: before every warm-started fine-tune, restart a team whose policy is worse
+            than uniformly random play on its own reward (:mod:`gsiirl.solvers.maddpg_reset`).
+    """
 
     maddpg: MADDPGConfig = field(default_factory=lambda: MADDPGConfig(iterations=2))
     warmup_iterations: int = 60  # MADDPG cycles from scratch before the first outer iteration
     data_episodes: int = 256  # |D(θl)| trajectories per interaction
     evaluation_episodes: int = 256  # rollouts for μ(π), f and the metrics
     temperature: float = 1.0  # α in Lemma 1/3: ∇L = (μ(π) − μ̂(D)) / α
-    regularization: float = 0.01  # λ
+    regularization: float = 0.5  # λ (the hypergradient scales like 1/λ; docs/simulators.md §3)
     radius: float = 1.5  # both θ's live in the ball of this radius
     initial_radius: float | None = None  # random initial θ's have norms in [0.5, 1]·this (None: radius)
     inner_step_size: float = 0.05  # β
@@ -46,8 +80,10 @@ class SampleBasedConfig:
         for name in ("greedy_evaluation", "reset_worse_than_random"):  # a string "false" would be truthy
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
-        if not isinstance(self.maddpg, MADDPGConfig):
-            raise ValueError(f"maddpg: expected a MADDPGConfig, got {type(self.maddpg).__name__}")
+        validate_config(self.maddpg)
+        if self.warmup_iterations % self.maddpg.iterations:
+            raise ValueError(f"warmup_iterations: expected a multiple of maddpg.iterations "
+                             f"({self.maddpg.iterations}), got {self.warmup_iterations}")
         for name in ("warmup_iterations", "data_episodes", "evaluation_episodes", "spsa_samples"):
             if isinstance(getattr(self, name), bool) or int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
@@ -87,3 +123,15 @@ def final_thetas(history: list[dict]) -> tuple[jax.Array, jax.Array]:
     if not theta_l or not theta_e:
         raise ValueError("history: expected theta_l_* and theta_e_* in the last row (a GSIIRL or MA-IRL run)")
     return jnp.asarray(theta_l, jnp.float32), jnp.asarray(theta_e, jnp.float32)
+
+
+def require_finite(method: str, iteration: int, seed: int, row: dict) -> None:
+    """Raise ValueError if a metric of ``row`` that is finite in any sound run (the returns, f, ‖∇F‖,
+    the expert's loss, the θ's) is NaN or infinite — instead of a run that silently carries NaN θ's."""
+    for name, value in row.items():
+        if (name in _MUST_BE_FINITE or name.startswith(("theta_l_", "theta_e_"))) and not math.isfinite(value):
+            raise ValueError(
+                f"{method}: outer iteration {iteration}, seed {seed} (0-based in its group): {name} is {value}. "
+                "A NaN or inf came from the game: check that the observations, r_li, the queried r_ld, r_e "
+                "and both feature functions return finite numbers (jax.config.update('jax_debug_nans', True) "
+                "stops at the operation that makes the first NaN)")

@@ -14,8 +14,9 @@ Adapting a simulator (e.g. simple_adversary from JaxMARL/mpe2) to the protocol:
     * ``reset(key) -> state``: any pytree of arrays (e.g. the JaxMARL ``State``).
     * ``step(state, learner_actions[n_l] int32, expert_actions[n_e] int32) -> (next_state, done)``:
       deterministic given the state; randomness must live in ``reset`` or be carried in ``state``
-      (e.g. a PRNG key field). ``done`` is a bool scalar meaning *terminated* (the horizon is applied
-      by the rollout, not by ``step``).
+      (e.g. a PRNG key field). ``done`` is a bool scalar (a Python bool works too) meaning *terminated*
+      (the horizon is applied by the rollout, not by ``step``); the next state keeps reset's pytree
+      structure, shapes and dtypes.
     * ``observations(state) -> tuple`` of per-agent 1-D arrays (sizes ``observation_sizes``);
       ``global_observation(state) -> [state_size]`` is what the centralised critics see.
     * rewards all take ``(state, learner_actions, expert_actions, next_state)`` and return a scalar:
@@ -24,6 +25,8 @@ Adapting a simulator (e.g. simple_adversary from JaxMARL/mpe2) to the protocol:
       ``expert_reward`` (the hidden true r_e: used only to simulate the expert and for metrics).
     * ``learner_features`` -> [learner_feature_size] and ``expert_features`` -> [expert_feature_size]:
       the features φ of the linear reward models ``r_ld^θl = scale_l φ_l·θl``, ``r_e^θe = scale_e φ_e·θe``.
+
+:func:`validate_game` checks all of this by tracing each function once (abstractly: no compilation).
 
 :func:`rollout` runs ``num_episodes`` vmapped episodes of ``horizon`` steps under any policy and
 returns everything the solvers and estimators need (after termination, steps are masked out).
@@ -35,6 +38,8 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from gsiirl.validation import check_count, is_integer
 
 State = Any
 RewardFn = Callable[[State, jax.Array, jax.Array, State], jax.Array]
@@ -77,23 +82,129 @@ class ContinuousGame(NamedTuple):
         return max(self.observation_sizes)
 
 
+_FUNCTION_FIELDS = (
+    "reset", "step", "observations", "global_observation", "learner_independent_reward",
+    "learner_dependent_reward", "expert_reward", "learner_features", "expert_features",
+)
+
+
 def validate_game(game: ContinuousGame) -> ContinuousGame:
-    """Check sizes and constants; raise ValueError naming the bad field. Returns the game."""
-    if game.num_learner_agents < 1 or game.num_expert_agents < 1:
-        raise ValueError("num_learner_agents/num_expert_agents: expected at least one agent each")
-    if len(game.num_actions) != game.num_agents or min(game.num_actions) < 1:
-        raise ValueError(f"num_actions: expected {game.num_agents} positive ints, got {game.num_actions}")
-    if len(game.observation_sizes) != game.num_agents or min(game.observation_sizes) < 1:
-        raise ValueError(
-            f"observation_sizes: expected {game.num_agents} positive ints, got {game.observation_sizes}"
-        )
-    if game.horizon < 1:
-        raise ValueError(f"horizon: expected T >= 1, got {game.horizon}")
-    if not 0.0 < game.discount <= 1.0:
-        raise ValueError(f"discount: expected 0 < γ <= 1, got {game.discount}")
-    if game.learner_feature_size < 1 or game.expert_feature_size < 1:
-        raise ValueError("learner_feature_size/expert_feature_size: expected positive ints")
+    """Check the constants, then trace every function once and check its output against the sizes.
+
+    The functions are traced abstractly (``jax.eval_shape``: no compilation, no FLOPs) on
+    ``reset(PRNGKey)``'s state and a valid joint action. Raises ValueError naming the bad field or
+    function (TypeError when a field has the wrong type). Returns the game.
+    """
+    if not isinstance(game, ContinuousGame):
+        raise TypeError(f"game: expected a ContinuousGame, got {type(game).__name__}")
+    _check_constants(game)
+    for name in _FUNCTION_FIELDS:
+        if not callable(getattr(game, name)):
+            raise TypeError(f"{name}: expected a callable, got {getattr(game, name)!r}")
+    _check_functions(game)
     return game
+
+
+def _check_constants(game: ContinuousGame) -> None:
+    check_count("num_learner_agents", game.num_learner_agents, 1)
+    check_count("num_expert_agents", game.num_expert_agents, 1)
+    for name in ("num_actions", "observation_sizes"):
+        sizes = getattr(game, name)
+        if (not isinstance(sizes, (tuple, list)) or len(sizes) != game.num_agents
+                or not all(is_integer(size) and size >= 1 for size in sizes)):
+            raise ValueError(f"{name}: expected {game.num_agents} positive ints (learner agents first), "
+                             f"got {sizes!r}")
+    check_count("state_size", game.state_size, 1)
+    if not is_integer(game.horizon) or game.horizon < 1:
+        raise ValueError(f"horizon: expected T >= 1, got {game.horizon!r}")
+    try:
+        discount = float(game.discount)
+    except (TypeError, ValueError):
+        discount = float("nan")
+    if not 0.0 < discount <= 1.0:
+        raise ValueError(f"discount: expected 0 < γ <= 1, got {game.discount!r}")
+    check_count("learner_feature_size", game.learner_feature_size, 1)
+    check_count("expert_feature_size", game.expert_feature_size, 1)
+
+
+def _trace(name: str, inputs: str, function: Callable, *args):
+    """Abstract output of ``function(*args)``; an exception becomes a ValueError naming ``name``."""
+    try:
+        return jax.eval_shape(function, *args)
+    except Exception as error:  # noqa: BLE001 - any failure of user code is reported under its field
+        raise ValueError(f"{name}: failed when traced on {inputs} ({type(error).__name__}: {error})") from error
+
+
+def _describe(value) -> str:
+    if isinstance(value, jax.ShapeDtypeStruct):
+        return f"{value.dtype}{list(value.shape)}"
+    return type(value).__name__
+
+
+def _check_array(where: str, value, shape: tuple[int, ...], source: str = "") -> None:
+    """``value`` (abstract) must be a real-valued array of ``shape``; ``source`` names the size field."""
+    if not isinstance(value, jax.ShapeDtypeStruct):
+        raise ValueError(f"{where}: expected an array, got {_describe(value)}")
+    if shape == () and value.shape != ():
+        raise ValueError(f"{where}: expected a scalar, got shape {value.shape}")
+    if value.shape != shape:
+        raise ValueError(f"{where}: expected shape {shape}{source}, got {value.shape}")
+    if value.dtype.kind not in "biuf":
+        raise ValueError(f"{where}: expected real numbers, got dtype {value.dtype}")
+
+
+def _check_functions(game: ContinuousGame) -> None:
+    """Trace each function once on a state from ``reset`` and check shapes and dtypes by name."""
+    n_l, n_e = game.num_learner_agents, game.num_expert_agents
+    key = jax.ShapeDtypeStruct((2,), jnp.uint32)  # what jax.random.PRNGKey(seed) returns
+    state = _trace("reset", "a PRNG key uint32[2]", game.reset, key)
+    leaves, structure = jax.tree_util.tree_flatten_with_path(state)
+    if not leaves:
+        raise ValueError("reset: expected a state with at least one array, got an empty pytree")
+
+    on_state = "reset's state"
+    observations = _trace("observations", on_state, game.observations, state)
+    if not isinstance(observations, (tuple, list)):
+        raise ValueError(f"observations: expected a tuple of {game.num_agents} per-agent 1-D arrays "
+                         f"(learner agents first), got {_describe(observations)}")
+    if len(observations) != game.num_agents:
+        raise ValueError(f"observations: expected {game.num_agents} per-agent arrays "
+                         f"({n_l} learner then {n_e} expert), got {len(observations)}")
+    for index, (observation, size) in enumerate(zip(observations, game.observation_sizes)):
+        role = "learner" if index < n_l else "expert"
+        _check_array(f"observations: agent {index} ({role})", observation, (size,),
+                     f" from observation_sizes[{index}]")
+    _check_array("global_observation", _trace("global_observation", on_state, game.global_observation, state),
+                 (game.state_size,), " from state_size")
+
+    learner_actions = jax.ShapeDtypeStruct((n_l,), jnp.int32)
+    expert_actions = jax.ShapeDtypeStruct((n_e,), jnp.int32)
+    joint = f"reset's state and a joint action (learner_actions int32[{n_l}], expert_actions int32[{n_e}])"
+    stepped = _trace("step", joint, game.step, state, learner_actions, expert_actions)
+    if not isinstance(stepped, (tuple, list)) or len(stepped) != 2:
+        raise ValueError(f"step: expected a pair (next_state, done), got {_describe(stepped)}")
+    next_state, done = stepped
+    next_leaves, next_structure = jax.tree_util.tree_flatten_with_path(next_state)
+    if next_structure != structure:
+        raise ValueError(f"step: the next state's structure differs from reset's "
+                         f"(reset: {structure}, step: {next_structure})")
+    for (path, before), (_, after) in zip(leaves, next_leaves):
+        if before.shape != after.shape or before.dtype != after.dtype:
+            where = jax.tree_util.keystr(path) or "state"
+            raise ValueError(f"step: the next state's {where} is {_describe(after)}, reset's is {_describe(before)} "
+                             f"(a state leaf must keep its shape and dtype)")
+    if not isinstance(done, jax.ShapeDtypeStruct) or done.shape != () or done.dtype != jnp.bool_:
+        got = f"shape {done.shape}" if isinstance(done, jax.ShapeDtypeStruct) and done.shape != () else _describe(done)
+        raise ValueError(f"step: done: expected a scalar bool, got {got}")
+
+    arguments = (state, learner_actions, expert_actions, next_state)
+    on_transition = "(state, learner_actions, expert_actions, next_state) from reset and step"
+    for name in ("learner_independent_reward", "learner_dependent_reward", "expert_reward"):
+        _check_array(name, _trace(name, on_transition, getattr(game, name), *arguments), ())
+    for name, size in (("learner_features", game.learner_feature_size),
+                       ("expert_features", game.expert_feature_size)):
+        _check_array(name, _trace(name, on_transition, getattr(game, name), *arguments), (size,),
+                     f" from {name[:-len('features')]}feature_size")
 
 
 class RewardParams(NamedTuple):
@@ -182,6 +293,7 @@ def rollout(
             actions = policy(step_key_t, obs).astype(jnp.int32)
             la, ea = actions[:n_l], actions[n_l:]
             next_state, done = game.step(state, la, ea)
+            done = jnp.asarray(done)  # a Python or NumPy bool is a valid `done` too
             out = dict(
                 observations=obs,
                 global_observations=game.global_observation(state),
@@ -228,9 +340,10 @@ def discounted_sum(values: jax.Array, discount: float) -> jax.Array:
 
 
 def feature_expectations(game: ContinuousGame, data: Rollout) -> tuple[jax.Array, jax.Array]:
-    """Monte-Carlo μ_l, μ_e = mean over episodes of Σ_t γ^t φ(s^t, a^t): ([d_l], [d_e]).
+    """Monte-Carlo μ_l, μ_e = scale · mean over episodes of Σ_t γ^t φ(s^t, a^t): ([d_l], [d_e]).
 
-    For linear models ∇_θ r^θ = scale · φ, so μ here is in units of φ (times scale in the gradient).
+    For linear models ∇_θ r^θ = scale · φ, so μ = E[Σ_t γ^t ∇_θ r^θ] includes the game's
+    ``learner_reward_scale`` / ``expert_reward_scale``.
     """
     mu_l = jnp.mean(discounted_sum(data.learner_features, game.discount), axis=0)
     mu_e = jnp.mean(discounted_sum(data.expert_features, game.discount), axis=0)

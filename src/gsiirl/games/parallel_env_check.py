@@ -36,7 +36,7 @@ class Mismatch(NamedTuple):
     quantity: str  # "observation", "reward" or "termination"
     game_value: np.ndarray
     env_value: np.ndarray
-    difference: float  # max absolute difference (inf if the shapes differ)
+    difference: float  # max absolute difference (inf if the sizes differ, nan if either side has NaN)
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class ParallelEnvComparison:
     agents: tuple[str, ...]
     steps: int  # K
     atol: float
-    observation_differences: np.ndarray  # [K+1, A] max |game − env| per step and agent (row 0: reset)
+    # [K+1, A] max |game − env| per step and agent (row 0: reset); inf: sizes differ, nan: a NaN on a side
+    observation_differences: np.ndarray
     reward_differences: np.ndarray  # [K, A]
     termination_differences: np.ndarray  # [K, A] 0 or 1
     first_mismatch: Mismatch | None
@@ -79,11 +80,24 @@ class ParallelEnvComparison:
 
 
 def describe_mismatch(mismatch: Mismatch) -> str:
-    """One line naming the step, agent, quantity and both values."""
+    """One line naming the step, agent, quantity, both values and how they differ."""
     return (f"step {mismatch.step}, agent {mismatch.agent!r}, {mismatch.quantity}: "
             f"game {np.array2string(np.asarray(mismatch.game_value), precision=6)} vs "
             f"env {np.array2string(np.asarray(mismatch.env_value), precision=6)} "
-            f"(|diff| {mismatch.difference:.3g})")
+            f"({_how_they_differ(mismatch)})")
+
+
+def _how_they_differ(mismatch: Mismatch) -> str:
+    game_value, env_value = np.asarray(mismatch.game_value), np.asarray(mismatch.env_value)
+    if game_value.shape != env_value.shape:
+        sizes = f"game {game_value.size} vs env {env_value.size}"
+        if mismatch.quantity == "observation":
+            return f"observation sizes differ ({sizes}): learner_agents/expert_agents order?"
+        return f"{mismatch.quantity} sizes differ ({sizes})"
+    with_nan = [side for side, value in (("game", game_value), ("env", env_value)) if np.isnan(value).any()]
+    if with_nan:
+        return f"{' and '.join(with_nan)} {'has' if len(with_nan) == 1 else 'have'} NaN"
+    return f"|diff| {mismatch.difference:.3g}"
 
 
 def _check_agent_names(field: str, names, expected_count: int, possible: list) -> tuple[str, ...]:
@@ -116,6 +130,40 @@ def _check_actions(actions, game: ContinuousGame) -> np.ndarray:
     return array.astype(np.int64)
 
 
+def _check_env(env: Any) -> list:
+    """``env`` must be a PettingZoo parallel env (not an AEC env); returns its possible_agents."""
+    try:
+        from pettingzoo import AECEnv
+    except ImportError:  # pettingzoo is optional: recognise an AEC env by its API instead
+        AECEnv = None
+    is_aec = (AECEnv is not None and isinstance(env, AECEnv)) or (
+        callable(getattr(env, "agent_iter", None)) and callable(getattr(env, "last", None)))
+    if is_aec:
+        raise ValueError(f"env: expected a PettingZoo ParallelEnv (e.g. the scenario's parallel_env(), or "
+                         f"pettingzoo.utils.conversions.aec_to_parallel(env)), got the AEC env {type(env).__name__}")
+    for method in ("reset", "step", "action_space"):
+        if not callable(getattr(env, method, None)):
+            raise ValueError(f"env: expected a PettingZoo ParallelEnv with {method}(), got {type(env).__name__}")
+    possible = getattr(env, "possible_agents", None)
+    if isinstance(possible, str) or not isinstance(possible, Sequence) or not possible:
+        raise ValueError(f"env: expected a non-empty list of possible_agents, got {possible!r}")
+    return list(possible)
+
+
+def _check_action_spaces(env: Any, agents: tuple[str, ...], game: ContinuousGame) -> None:
+    """Every agent's action space must be ``Discrete(num_actions[i])`` starting at 0."""
+    for index, (name, count) in enumerate(zip(agents, game.num_actions)):
+        try:
+            space = env.action_space(name)
+        except Exception as error:  # noqa: BLE001 - a broken env is reported under ``env``
+            raise ValueError(f"env: action_space({name!r}) failed ({type(error).__name__}: {error})") from error
+        discrete = (type(space).__name__ == "Discrete" and getattr(space, "n", None) == count
+                    and getattr(space, "start", 0) == 0)
+        if not discrete:
+            raise ValueError(f"env: agent {name!r} has action space {space!r}, the game expects "
+                             f"Discrete({count}) (num_actions[{index}])")
+
+
 def _make_transition(game: ContinuousGame):
     """Jitted (state, learner_actions, expert_actions) -> (next_state, done, observations, [A] rewards)."""
     n_l, n_e = game.num_learner_agents, game.num_expert_agents
@@ -132,10 +180,13 @@ def _make_transition(game: ContinuousGame):
 
 
 def _difference(game_value: np.ndarray, env_value: np.ndarray) -> float:
+    """max |game − env|: inf if the sizes differ or an infinity disagrees, nan if either side has NaN."""
     if game_value.shape != env_value.shape:
         return float("inf")
     if game_value.size == 0:
         return 0.0
+    if np.isnan(game_value).any() or np.isnan(env_value).any():
+        return float("nan")
     difference = np.abs(game_value - env_value)
     return float("inf") if not np.all(np.isfinite(difference)) else float(difference.max())
 
@@ -157,7 +208,8 @@ def compare_with_parallel_env(
     Args:
         game: the JAX port.
         env: a PettingZoo ``ParallelEnv`` (``possible_agents``, ``reset(seed=...)``, ``step(dict)``
-            returning observations, rewards, terminations, truncations, infos).
+            returning observations, rewards, terminations, truncations, infos), not an AEC env; agent i
+            (game order) must have the action space ``Discrete(game.num_actions[i])``.
         state_from_env: ``state_from_env(env) -> state``: the game state equal to the env's current
             (just reset) state; only the user knows this mapping (e.g. read ``env.unwrapped``).
         learner_agents: the env's names of the game's learner agents, in the game's order.
@@ -171,12 +223,7 @@ def compare_with_parallel_env(
 
     Returns a :class:`ParallelEnvComparison`; stops early if the env ends (terminated) before T.
     """
-    for method in ("reset", "step"):
-        if not callable(getattr(env, method, None)):
-            raise ValueError(f"env: expected a PettingZoo parallel env with {method}(), got {type(env).__name__}")
-    possible = list(getattr(env, "possible_agents", None) or [])
-    if not possible:
-        raise ValueError("env: has no possible_agents")
+    possible = _check_env(env)
     if not callable(state_from_env):
         raise ValueError(f"state_from_env: expected a callable env -> state, got {state_from_env!r}")
     learner_agents = _check_agent_names("learner_agents", learner_agents, game.num_learner_agents, possible)
@@ -185,6 +232,7 @@ def compare_with_parallel_env(
     if len(set(agents)) != len(agents) or set(agents) != set(possible):
         raise ValueError(f"learner_agents/expert_agents: together they must name each of env.possible_agents "
                          f"{possible} exactly once, got {list(agents)}")
+    _check_action_spaces(env, agents, game)
     actions = _check_actions(actions, game)
     if not (isinstance(atol, (int, float, np.floating)) and atol >= 0 and np.isfinite(atol)):
         raise ValueError(f"atol: expected a finite number >= 0, got {atol!r}")
@@ -209,7 +257,7 @@ def compare_with_parallel_env(
             game_value = np.asarray(game_values[index], dtype=np.float64).reshape(-1)
             env_value = np.asarray(env_values[name], dtype=np.float64).reshape(-1)
             row[index] = _difference(game_value, env_value)
-            if row[index] > atol and not mismatches:
+            if not row[index] <= atol and not mismatches:  # nan (a NaN on either side) is a mismatch
                 mismatches.append(Mismatch(step, name, quantity, game_value, env_value, row[index]))
                 if strict:
                     raise ValueError(f"game and env differ beyond atol={atol:g} at "

@@ -48,6 +48,7 @@ episodes → ``updates_per_iteration`` minibatch updates from a replay buffer ho
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -63,6 +64,27 @@ CRITIC_INPUTS = ("joint", "others")
 
 
 class MADDPGConfig(NamedTuple):
+    """MADDPG settings (checked by :func:`validate_config`; a bad field raises ValueError naming it).
+
+    Attributes:
+        hidden: width of the two hidden layers of every actor and critic.
+        actor_learning_rate, critic_learning_rate: Adam step sizes.
+        num_envs: episodes rolled out in parallel per cycle.
+        iterations: cycles per ``train`` call (rollout, then ``updates_per_iteration`` minibatch updates).
+        updates_per_iteration: minibatch updates per cycle.
+        buffer_iterations: the replay buffer keeps the last this-many rollouts of the call.
+        minibatch_size: transitions per update (sampled with replacement from the filled buffer).
+        target_update_rate: Polyak rate of the target networks.
+        temperature: the Boltzmann target's temperature (``actor_gradient="boltzmann"``), or the entropy
+            bonus's weight ("gumbel", "expected").
+        exploration: probability of a uniformly random action while collecting rollouts.
+        gumbel_temperature: the Gumbel-softmax temperature (``actor_gradient="gumbel"``).
+        actor_gradient: "boltzmann", "gumbel" or "expected" (module docstring).
+        max_gradient_norm: global-norm clip of every gradient.
+        critics: "agent" (one Q_i per agent, MADDPG) or "team" (one Q per team; module docstring).
+        critic_input: "joint" (Q_i(s, a)) or "others" (Q_i(s, a_-i) → own-action values).
+    """
+
     hidden: int = 64
     actor_learning_rate: float = 3e-3
     critic_learning_rate: float = 3e-3
@@ -90,7 +112,10 @@ class MADDPGState(NamedTuple):
     critic_optimizer: Any
 
 
-def _validate_config(config: MADDPGConfig) -> None:
+def validate_config(config: MADDPGConfig) -> None:
+    """Raise ValueError naming the first bad field of ``config``."""
+    if not isinstance(config, MADDPGConfig):
+        raise ValueError(f"maddpg: expected a MADDPGConfig, got {type(config).__name__}")
     if config.actor_gradient not in ACTOR_GRADIENTS:
         raise ValueError(f"actor_gradient: expected one of {ACTOR_GRADIENTS}, got {config.actor_gradient!r}")
     if config.critics not in CRITICS:
@@ -152,7 +177,7 @@ def critic_of_agent(game: ContinuousGame, config: MADDPGConfig) -> tuple[tuple[i
 def init_state(key: jax.Array, game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()) -> MADDPGState:
     """Fresh actors (stacked over the A agents) and critics (stacked over the C critics, see
     :func:`critic_of_agent`), targets equal to them, Adam states."""
-    _validate_config(config)
+    validate_config(config)
     actor_key, critic_key = jax.random.split(key)
     n, h = game.num_agents, config.hidden
     actor = _init_mlp(actor_key, (game.max_observation_size, h, h, game.max_actions), n)
@@ -225,7 +250,7 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
     ``metrics["team_return"]`` [iterations, 2]: mean discounted return of (learner, expert) per cycle
     under the training rewards.
     """
-    _validate_config(config)
+    validate_config(config)
     n_agents, n_actions = game.num_agents, game.max_actions
     # agent i's actor follows critic critic_index[i]; critic c learns the return of team team_of_critic[c]
     critic_index, team_of_critic = critic_of_agent(game, config)
@@ -233,6 +258,12 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
     actor_opt, critic_opt = _optimizers(config)
     chunk = config.num_envs * game.horizon
     capacity = chunk * config.buffer_iterations
+    most = chunk * min(config.buffer_iterations, config.iterations)  # transitions a call's buffer ever holds
+    if config.minibatch_size > most:
+        warnings.warn(f"minibatch_size: {config.minibatch_size} is more than the {most} transitions the replay "
+                      f"buffer holds in one train call (num_envs × horizon × min(buffer_iterations, iterations)"
+                      f" = {config.num_envs} × {game.horizon} × {min(config.buffer_iterations, config.iterations)}"
+                      "); minibatches repeat transitions", RuntimeWarning, stacklevel=2)
     gamma = game.discount
 
     def own_action_table(critic, global_obs, joint_one_hot):
