@@ -48,6 +48,20 @@ def test_validation_names_the_bad_field(field, value, message):
         TabularGame(**arrays)
 
 
+def test_a_discount_given_as_text_is_refused():
+    with pytest.raises(ValueError, match="discount: expected a number in"):
+        TabularGame(**(_arrays() | {"discount": "0.9"}))
+
+
+def test_rewards_beyond_float32_are_named_instead_of_becoming_inf():
+    import jax
+
+    with jax.enable_x64(False):
+        with pytest.raises(ValueError, match=r"expert_reward: values beyond the range of float32 .*1e\+39"):
+            TabularGame(**(_arrays() | {"expert_reward": np.full((3, 2, 2), 1e39)}))
+    assert TabularGame(**(_arrays() | {"expert_reward": np.full((3, 2, 2), 1e39)})).expert_reward.dtype == np.float64
+
+
 def test_transition_validation():
     arrays = _arrays()
     bad = np.array(arrays["transitions"])

@@ -108,7 +108,10 @@ class FitConfig:
 @dataclass
 class FitResult:
     """theta_l [d_l], theta_e [d_e] (None for "marl"), the final JointPolicy, the per-iteration
-    ``history`` {metric: [value per outer iteration]}, and the ``config`` used."""
+    ``history`` {metric: [value per outer iteration]}, and the ``config`` used.
+
+    ``history[name][k]`` is measured after iteration k's inner loop, before θl's step (line 15); the
+    returned ``theta_l`` and ``policy`` are after the last step (docs/user_guide.md §3 lists the metrics)."""
 
     theta_l: Any
     theta_e: Any
@@ -117,11 +120,17 @@ class FitResult:
     config: dict[str, Any]
 
     def save(self, path) -> tuple[Path, Path]:
-        """Write ``path`` (.json: schema, config, history) and the arrays beside it (.npz), atomically."""
+        """Write ``<path>.json`` (schema, config, history) and ``<path>.npz`` (arrays), each atomically.
+
+        ``path`` may end in ``.json`` or ``.npz`` (replaced) or not (the suffix is appended, so
+        ``runs/lr0.5`` gives ``runs/lr0.5.json``). The JSON records the SHA-256 of the ``.npz``, so
+        :meth:`load` rejects a pair that was not written together (a crash between the two writes,
+        or files from different runs). Non-finite history values are stored as JSON ``null``.
+        """
+        import hashlib
         import io
 
-        path = Path(path)
-        json_path, arrays_path = path.with_suffix(".json"), path.with_suffix(".npz")
+        json_path, arrays_path = _result_paths(path)
         arrays = {"policy_learner": np.asarray(self.policy.learner), "policy_expert": np.asarray(self.policy.expert)}
         if self.policy.joint is not None:
             arrays["policy_joint"] = np.asarray(self.policy.joint)
@@ -130,20 +139,29 @@ class FitResult:
                 arrays[name] = np.asarray(getattr(self, name))
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        atomic_write_bytes(arrays_path, buffer.getvalue())
-        document = {"schema_version": RESULT_SCHEMA_VERSION, "config": self.config, "history": self.history,
-                    "arrays": arrays_path.name}
-        atomic_write_bytes(json_path, json.dumps(document, indent=1).encode())
+        payload = buffer.getvalue()
+        history = {name: [float(v) if np.isfinite(v) else None for v in values]
+                   for name, values in self.history.items()}
+        document = {"schema_version": RESULT_SCHEMA_VERSION, "config": self.config, "history": history,
+                    "arrays": arrays_path.name, "arrays_sha256": hashlib.sha256(payload).hexdigest()}
+        try:  # serialise before writing anything, so a bad config value leaves no orphan .npz
+            text = json.dumps(document, indent=1, allow_nan=False, default=_json_scalar)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"config: not JSON-serialisable ({error})") from None
+        atomic_write_bytes(arrays_path, payload)
+        atomic_write_bytes(json_path, text.encode())
         return json_path, arrays_path
 
     @classmethod
     def load(cls, path) -> "FitResult":
-        """Read a result written by :meth:`save`.
+        """Read a result written by :meth:`save` (``path`` as given to it, or its ``.json``/``.npz``).
 
         Raises FileNotFoundError if the ``.json`` or ``.npz`` file does not exist (as
-        :func:`gsiirl.io.load_trajectories`), ValueError naming the problem if one is malformed."""
-        path = Path(path)
-        json_path, arrays_path = path.with_suffix(".json"), path.with_suffix(".npz")
+        :func:`gsiirl.io.load_trajectories`), ValueError naming the problem if one is malformed or the
+        two files were not written together. ``null`` history values come back as NaN."""
+        import hashlib
+
+        json_path, arrays_path = _result_paths(path)
         for required in (json_path, arrays_path):
             if not required.exists():
                 raise FileNotFoundError(f"{required}: no such gsiirl result file (written by FitResult.save)")
@@ -156,8 +174,15 @@ class FitResult:
         for field in ("config", "history"):
             if not isinstance(document.get(field), dict):
                 raise ValueError(f"{json_path}: {field}: expected an object")
+        payload = arrays_path.read_bytes()
+        expected_digest = document.get("arrays_sha256")
+        if expected_digest is not None and hashlib.sha256(payload).hexdigest() != expected_digest:
+            raise ValueError(f"{arrays_path}: arrays_sha256: does not match {json_path.name}; the two files "
+                             "were not written by the same save (a different run, or an interrupted save)")
         try:
-            with np.load(arrays_path) as arrays:
+            import io
+
+            with np.load(io.BytesIO(payload)) as arrays:
                 loaded = {name: jnp.asarray(arrays[name]) for name in arrays.files}
         except Exception as error:  # numpy raises several types for damaged archives
             raise ValueError(f"{arrays_path}: not a readable gsiirl array file ({error})") from None
@@ -165,4 +190,21 @@ class FitResult:
             if name not in loaded:
                 raise ValueError(f"{arrays_path}: {name}: missing array")
         policy = JointPolicy(loaded["policy_learner"], loaded["policy_expert"], loaded.get("policy_joint"))
-        return cls(loaded.get("theta_l"), loaded.get("theta_e"), policy, document["history"], document["config"])
+        history = {name: [float("nan") if v is None else v for v in values]
+                   for name, values in document["history"].items()}
+        return cls(loaded.get("theta_l"), loaded.get("theta_e"), policy, history, document["config"])
+
+
+def _result_paths(path) -> tuple[Path, Path]:
+    """(``<path>.json``, ``<path>.npz``): a ``.json``/``.npz`` suffix is replaced, anything else kept."""
+    path = Path(path)
+    if path.suffix in (".json", ".npz"):
+        return path.with_suffix(".json"), path.with_suffix(".npz")
+    return path.with_name(path.name + ".json"), path.with_name(path.name + ".npz")
+
+
+def _json_scalar(value):
+    """JSON fallback for NumPy/JAX scalars in a config (e.g. ``seed=np.int64(3)``)."""
+    if isinstance(value, np.generic) or (hasattr(value, "shape") and getattr(value, "shape", None) == ()):
+        return np.asarray(value).item()
+    raise TypeError(f"{type(value).__name__} {value!r}")

@@ -18,10 +18,14 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gsiirl.algorithms import schedules
+from gsiirl.algorithms.checkpoint import (COMPLETED, GAME_DIGEST, game_digest, load_checkpoint, strip_marker,
+                                          write_checkpoint)
 from gsiirl.algorithms.config import FitConfig, FitResult
-from gsiirl.algorithms.interaction import Expert, Oracle, SimulatedExpert, TableOracle, query_full_table
+from gsiirl.algorithms.interaction import (Expert, Oracle, SimulatedExpert, TableOracle, check_trajectories,
+                                           query_full_table)
 from gsiirl.algorithms.lower_level import LowerLevelProblem, _is_pytree, inner_loop
 from gsiirl.algorithms.tabular_metrics import iteration_metrics
 from gsiirl.games.tabular import TabularGame
@@ -150,7 +154,8 @@ def marl(game: TabularGame, *, equilibrium: str = "soft_nash", temperature: floa
 
 def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", outer_iters: int = 50,
         seed: int = 0, *, learner_model=None, expert_model=None, expert: Expert | None = None,
-        oracle: Oracle | None = None, progress: Callable[[int], None] | None = None, **options) -> FitResult:
+        oracle: Oracle | None = None, progress: Callable[[int], None] | None = None, checkpoint=None,
+        **options) -> FitResult:
     """Learn the expert's reward and the learner's expert-dependent reward on a tabular game.
 
     Args:
@@ -164,7 +169,13 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
         learner_model, expert_model: reward models (default: linear one-hot over the table).
         expert: the expert to interact with (default :class:`SimulatedExpert` of the game).
         oracle: r_ld oracle (default: a table oracle over ``game.learner_oracle``).
-        progress: called with k after every outer iteration.
+        progress: called with k after every outer iteration (not for iterations a checkpoint restored).
+        checkpoint: optional path (as for :meth:`FitResult.save`). After every outer iteration the state
+            is saved there atomically; calling ``fit`` again with the same path, game and settings
+            resumes after the last finished iteration and gives the numbers of an uninterrupted run
+            (if the expert and oracle behave the same), so a crashing expert or oracle loses nothing
+            finished. A checkpoint from other settings or another game raises ValueError. At the end it
+            holds the final result.
         **options: fields of :class:`gsiirl.algorithms.config.FitConfig`.
     Returns:
         FitResult with theta_l, theta_e, the final policy and a per-iteration ``history``.
@@ -181,10 +192,22 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
     oracle = oracle if oracle is not None else TableOracle(game.learner_oracle)
     # The learner queries r_ld once everywhere; from here on it works with the queried table.
     queried_game = game.with_rewards(learner_oracle=query_full_table(oracle, game.joint_shape))
+    _warn_if_large(game, (learner_model, expert_model), method, hypergradient)
+    default = _default_model(game) if learner_model is None or expert_model is None else None
     problem = LowerLevelProblem(
-        queried_game, learner_model if learner_model is not None else _default_model(game),
-        expert_model if expert_model is not None else _default_model(game), equilibrium=config.equilibrium,
+        queried_game, learner_model if learner_model is not None else default,
+        expert_model if expert_model is not None else default, equilibrium=config.equilibrium,
         temperature=config.temperature, regularization=config.regularization, iterations=config.iterations)
+
+    identity = config.to_dict() | {"method": method, "hypergradient": hypergradient, "seed": int(seed),
+                                   "outer_iters": int(outer_iters)}
+    if checkpoint is not None:
+        identity[GAME_DIGEST] = game_digest(queried_game)
+        resumed = load_checkpoint(checkpoint, identity)
+        if resumed is not None and resumed.config[COMPLETED] >= (1 if method == "marl" else outer_iters):
+            return strip_marker(resumed)
+    else:
+        resumed = None
 
     if method == "marl":
         baseline = marl(queried_game, equilibrium=config.equilibrium, temperature=config.temperature,
@@ -193,7 +216,10 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
                    "equilibrium_residual": [baseline["residual"]]}
         if progress is not None:
             progress(outer_iters - 1)
-        return FitResult(None, None, baseline["policy"], history, config.to_dict() | {"method": method})
+        result = FitResult(None, None, baseline["policy"], history, identity)
+        if checkpoint is not None:
+            write_checkpoint(checkpoint, result, 1)
+        return strip_marker(result)
 
     key = jax.random.PRNGKey(seed)
     key_l, key_e, key_run = jax.random.split(key, 3)
@@ -201,14 +227,18 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
     theta_e = project_to_ball(problem.expert_model.init(key_e, config.radius), config.radius)
     step_l = config.outer_step_size or schedules.outer_step_size(outer_iters, config.lipschitz)
     history: dict[str, list[float]] = {}
-    started = time.perf_counter()
+    first = 0
+    if resumed is not None:
+        theta_l, theta_e = _restored_parameters(resumed, theta_l, theta_e, checkpoint)
+        history, first = {name: list(values) for name, values in resumed.history.items()}, resumed.config[COMPLETED]
+    started = time.perf_counter() - (history["wall_time"][-1] if history.get("wall_time") else 0.0)
 
     demonstrations = None
     if method == "ma-irl":  # passive: demonstrations made once with both TRUE rewards, no interaction
         demonstrations = _collect(expert, queried_game, queried_game.learner_true_reward, None, config,
                                   jax.random.fold_in(key_run, 10_000_019))
 
-    for k in range(outer_iters):
+    for k in range(first, outer_iters):
         key_k = jax.random.fold_in(key_run, k)
         key_data, key_spsa = jax.random.split(key_k)
         steps = config.inner_steps or schedules.inner_steps(k)
@@ -237,13 +267,56 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
             step = step_l if config.schedule == "theorem2" else schedules.spall_gains(
                 k, a=config.outer_step_size or 0.1, c=config.perturbation_scale)[0]
             theta_l = project_to_ball(theta_l + step * estimate.hypergradient, config.radius)  # line 15
+        if checkpoint is not None:
+            write_checkpoint(checkpoint, FitResult(theta_l, theta_e, problem.policy(theta_l, theta_e), history,
+                                                   identity), k + 1)
         if progress is not None:
             progress(k)
 
     policy = problem.policy(theta_l, theta_e)
-    return FitResult(theta_l, theta_e, policy, history,
-                     config.to_dict() | {"method": method, "hypergradient": hypergradient, "seed": seed,
-                                         "outer_iters": outer_iters})
+    return strip_marker(FitResult(theta_l, theta_e, policy, history, identity))
+
+
+LARGE_BYTES = 1 << 30
+
+
+def _warn_if_large(game: TabularGame, models: tuple, method: str, hypergradient: str) -> None:
+    """Warn, before anything is allocated, when the run's dense arrays pass 1 GiB: the reward models'
+    arrays (the default one-hot features are [S, A_l, A_e, S·A_l·A_e], shared by both players) and
+    SPSA's d_e×d_e Hessian and d_l×d_e cross-term."""
+    import warnings
+
+    if method == "marl":
+        return
+    itemsize = jnp.dtype(jnp.result_type(float)).itemsize
+    table_size = game.num_states * game.num_learner_actions * game.num_expert_actions
+    sizes, model_bytes = [], table_size * table_size * itemsize if None in models else 0
+    for model in models:
+        if model is None:
+            sizes.append(table_size)
+            continue
+        sizes.append(int(getattr(model, "num_params", 0)))
+        model_bytes += sum(int(np.prod(jnp.shape(leaf))) * itemsize for leaf in jax.tree_util.tree_leaves(model))
+    d_l, d_e = sizes
+    matrix_bytes = (d_e * d_e + d_l * d_e) * itemsize if hypergradient == "spsa" and method == "gsiirl" else 0
+    total = model_bytes + matrix_bytes
+    if total > LARGE_BYTES:
+        warnings.warn(f"fit: this run holds about {total / 2**30:.1f} GiB of dense arrays (reward models "
+                      f"{model_bytes / 2**30:.1f} GiB, SPSA matrices {matrix_bytes / 2**30:.1f} GiB for "
+                      f"d_l = {d_l}, d_e = {d_e}); the default one-hot model has one parameter per "
+                      f"(s, a_l, a_e). A model with fewer parameters (gsiirl.LinearReward with your own "
+                      f"features [S, A_l, A_e, d]) is smaller and learns from less data.", stacklevel=3)
+
+
+def _restored_parameters(resumed: FitResult, theta_l, theta_e, checkpoint):
+    """θl, θe of a checkpoint, checked against the models' parameter shapes."""
+    restored = []
+    for name, fresh, saved in (("theta_l", theta_l, resumed.theta_l), ("theta_e", theta_e, resumed.theta_e)):
+        if saved is None or jnp.shape(saved) != jnp.shape(fresh):
+            raise ValueError(f"checkpoint: {checkpoint}: {name} has shape {None if saved is None else jnp.shape(saved)}, "
+                             f"the reward model's parameters have shape {jnp.shape(fresh)}")
+        restored.append(jnp.asarray(saved, dtype=jnp.asarray(fresh).dtype))
+    return tuple(restored)
 
 
 def _collect(expert, game: TabularGame, learner_reward, learner_policy, config: FitConfig, key):
@@ -256,6 +329,7 @@ def _collect(expert, game: TabularGame, learner_reward, learner_policy, config: 
         learner_policy = jnp.full((game.horizon, game.num_states, game.num_learner_actions),
                                   1.0 / game.num_learner_actions)
     trajectories = expert.interact(key, learner_reward, learner_policy, config.num_trajectories)
+    trajectories = check_trajectories(trajectories, game)
     return empirical_occupancy(trajectories, game.joint_shape, game.horizon)
 
 

@@ -46,6 +46,9 @@ class TableOracle:
 
     def __init__(self, table) -> None:
         self.table = np.asarray(table)
+        if self.table.ndim != 3 or self.table.dtype.kind not in "iuf":
+            raise ValueError(f"table: expected a numeric array [S, A_l, A_e], got "
+                             f"{self.table.dtype} of shape {self.table.shape}")
         self.num_queries = 0
 
     def query(self, states, learner_actions, expert_actions) -> np.ndarray:
@@ -55,12 +58,61 @@ class TableOracle:
 
 
 def query_full_table(oracle: Oracle, joint_shape: tuple[int, int, int]) -> jax.Array:
-    """Query the oracle once at every (s, a_l, a_e) of a tabular game: [S, A_l, A_e]."""
+    """Query the oracle once at every (s, a_l, a_e) of a tabular game: [S, A_l, A_e].
+
+    The tabular learner needs r_ld on the whole table (its policy is computed everywhere), so this is
+    one call with all S·A_l·A_e triples, not queries at visited states only.
+    """
+    if isinstance(oracle, TableOracle) and oracle.table.shape != tuple(joint_shape):
+        raise ValueError(f"oracle: TableOracle table has shape {oracle.table.shape}, but the game's "
+                         f"[S, A_l, A_e] is {tuple(joint_shape)}")
     s, al, ae = np.indices(joint_shape)
-    values = np.asarray(oracle.query(s.ravel(), al.ravel(), ae.ravel()), dtype=float)
-    if values.shape != (s.size,) or not np.all(np.isfinite(values)):
-        raise ValueError(f"oracle: query must return {s.size} finite values, got shape {values.shape}")
+    raw = np.asarray(oracle.query(s.ravel(), al.ravel(), ae.ravel()))
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"oracle: query must return numbers, got an array of dtype {raw.dtype}")
+    values = raw.astype(float)
+    if values.shape != (s.size,):
+        raise ValueError(f"oracle: query was asked at {s.size} (s, a_l, a_e) triples and must return "
+                         f"{s.size} values [M], got shape {values.shape}")
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        first = np.unravel_index(bad[0], joint_shape)
+        raise ValueError(f"oracle: query returned {bad.size} non-finite value(s) (NaN or inf), first at "
+                         f"(s, a_l, a_e) = {tuple(int(i) for i in first)}: {values[bad[0]]}")
     return jnp.asarray(values.reshape(joint_shape), dtype=jnp.result_type(float))
+
+
+def check_trajectories(trajectories, game: TabularGame, source: str = "expert.interact") -> Trajectories:
+    """Validate trajectories from outside (an expert's ``interact``, user demonstrations): three
+    integer arrays [N, T], N >= 1, T = the game's horizon, indices inside the game's sizes.
+    Returns them as a :class:`Trajectories` of int32.
+
+    Raises ValueError naming the source and field (``expert.interact: states: ...``), so bad data
+    stops the run instead of silently becoming a wrong (or all-NaN) occupancy.
+    """
+    prefix = source
+    if not isinstance(trajectories, tuple) or len(trajectories) != 3:
+        raise ValueError(f"{prefix}: expected Trajectories(states, learner_actions, expert_actions), got "
+                         f"{type(trajectories).__name__}")
+    sizes = {"states": game.num_states, "learner_actions": game.num_learner_actions,
+             "expert_actions": game.num_expert_actions}
+    arrays = []
+    for name, value in zip(sizes, trajectories):
+        array = np.asarray(value)
+        if array.dtype.kind not in "iu":
+            raise ValueError(f"{prefix}: {name}: expected integer indices, got dtype {array.dtype}")
+        if array.ndim != 2 or array.shape[1] != game.horizon:
+            raise ValueError(f"{prefix}: {name}: expected shape [N, T] with T = horizon = {game.horizon}, "
+                             f"got {array.shape}")
+        if array.shape[0] < 1:
+            raise ValueError(f"{prefix}: {name}: no trajectories (N = 0)")
+        if arrays and array.shape != arrays[0].shape:
+            raise ValueError(f"{prefix}: {name}: shape {array.shape} differs from states {arrays[0].shape}")
+        if array.min() < 0 or array.max() >= sizes[name]:
+            raise ValueError(f"{prefix}: {name}: indices must lie in [0, {sizes[name]}), got range "
+                             f"[{array.min()}, {array.max()}]")
+        arrays.append(jnp.asarray(array, dtype=jnp.int32))
+    return Trajectories(*arrays)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -70,6 +122,9 @@ class SimulatedExpert:
     This is the paper's data model D(θl): trajectories from the equilibrium of the MG with r_ld^θl + r_li
     and the true r_e (§5). It can also return the exact per-stage occupancy (``expected_data``), the
     infinite-data limit, which the ``exact`` hypergradient differentiates.
+
+    ``iterations`` defaults to the solver's (10); the expert ``fit`` builds when none is given uses the
+    run's ``iterations`` option (default 60), so pass ``iterations=`` to reproduce that expert exactly.
     """
 
     def __init__(self, game: TabularGame, *, equilibrium: str = "soft_nash", temperature: float = 1.0,

@@ -177,6 +177,9 @@ def ma_irl_adversarial(game: TabularGame, reward_model, demonstrations, *, tempe
         demonstrated = demonstrations
         state_weights = occupancy(game, demonstrated).sum(axis=(2, 3))
     elif isinstance(demonstrations, Trajectories):
+        from gsiirl.algorithms.interaction import check_trajectories
+
+        demonstrations = check_trajectories(demonstrations, game, source="demonstrations")
         demonstrated, counts = empirical_policy(demonstrations, game.joint_shape, game.horizon, smoothing)
         state_weights = counts / demonstrations.states.shape[0]
     else:

@@ -43,14 +43,19 @@ def _expert_recovery(problem: LowerLevelProblem, true_expert_reward, data_policy
     learned_weights = _forward(game.dynamics, game.initial, learned_joint, game.discount, True)
     visitation = _forward(game.dynamics, game.initial, true_joint, game.discount, False).sum(axis=(2, 3))
     return {
+        # what the interaction itself gave: the learner's policy met by the TRUE expert's response
+        "interaction_learner_return": jnp.sum(true_weights * game.learner_true_reward),
+        "interaction_expert_return": jnp.sum(true_weights * true_expert_reward),
         "expert_value_difference": jnp.sum((true_weights - learned_weights) * true_expert_reward),
         "expert_policy_kl": expert_policy_kl(visitation, true_joint.expert, learned_expert),
     }
 
 
 def iteration_metrics(problem: LowerLevelProblem, game, expert, theta_l, theta_e, data_occupancy) -> dict:
-    """Metrics of the current (θl, θe): true returns under π^{θl,θe}, L, EPIC(r_e^θe, r_e), and — when
-    the expert is simulated — EVD and the expert-policy KL against the data-generating policy."""
+    """Metrics of the current (θl, θe): true returns under π^{θl,θe} (both players follow the LEARNED
+    rewards), L, EPIC(r_e^θe, r_e), and — when the expert is simulated (has ``joint_policy``) — the true
+    returns of the interaction itself (learner's policy, true expert's response), EVD and the
+    expert-policy KL against the data-generating policy."""
     true_expert_reward = game.expert_reward
     record = {k: float(v) for k, v in
               _learned_metrics(problem, true_expert_reward, theta_l, theta_e, data_occupancy).items()}

@@ -68,7 +68,12 @@ def _as_float_array(name: str, value, shape: tuple[int, ...] | None) -> jax.Arra
         raise ValueError(f"{name}: expected shape {shape}, got {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name}: contains NaN or infinite values")
-    return jnp.asarray(array, dtype=jnp.result_type(float))
+    dtype = jnp.result_type(float)
+    largest = float(np.max(np.abs(array))) if array.size else 0.0
+    if largest > float(jnp.finfo(dtype).max):  # e.g. 1e39 would become inf in float32, JAX's default
+        raise ValueError(f"{name}: values beyond the range of {np.dtype(dtype).name} (largest magnitude "
+                         f"{largest:.3g})")
+    return jnp.asarray(array, dtype=dtype)
 
 
 def _check_distribution(name: str, probs: np.ndarray, axis: tuple[int, ...]) -> None:
@@ -115,6 +120,8 @@ class TabularGame:
         if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
             raise ValueError(f"horizon: expected an integer T >= 1, got {horizon!r}")
         try:
+            if isinstance(discount, (str, bytes, bool)):
+                raise TypeError
             discount_value = float(discount)
         except (TypeError, ValueError):
             raise ValueError(f"discount: expected a number in (0, 1], got {discount!r}") from None

@@ -1,0 +1,48 @@
+"""The per-iteration metrics of a tabular run against an independent NumPy policy evaluation."""
+
+import jax
+import numpy as np
+
+import gsiirl
+from gsiirl.algorithms.lower_level import LowerLevelProblem
+from gsiirl.algorithms.tabular_metrics import iteration_metrics
+
+
+def policy_value(game, learner_policy, expert_policy, reward):
+    """Σ_s ρ0(s) V_0(s) by backward induction with explicit loops (float64), V_T = 0."""
+    transitions = np.asarray(game.dynamics.transitions, float)
+    value = np.zeros(game.num_states)
+    for t in reversed(range(game.horizon)):
+        new = np.zeros(game.num_states)
+        for s in range(game.num_states):
+            for al in range(game.num_learner_actions):
+                for ae in range(game.num_expert_actions):
+                    weight = learner_policy[t, s, al] * expert_policy[t, s, ae]
+                    new[s] += weight * (reward[s, al, ae] + game.discount * transitions[s, al, ae] @ value)
+        value = new
+    return float(np.asarray(game.initial, float) @ value)
+
+
+def test_interaction_and_model_returns_match_a_loop_evaluation():
+    game = gsiirl.random_tabular_game(2, num_states=4, num_learner_actions=2, num_expert_actions=3, horizon=3)
+    model = gsiirl.LinearReward(gsiirl.one_hot_features(game.joint_shape))
+    problem = LowerLevelProblem(game, model, model, iterations=20)
+    expert = gsiirl.SimulatedExpert(game, iterations=20)
+    key_l, key_e = jax.random.split(jax.random.PRNGKey(0))
+    theta_l, theta_e = model.init(key_l, 1.0), model.init(key_e, 1.0)
+    data = jax.numpy.zeros((game.horizon,) + game.joint_shape)
+    record = iteration_metrics(problem, game, expert, theta_l, theta_e, data)
+
+    truth_l, truth_e = np.asarray(game.learner_true_reward, float), np.asarray(game.expert_reward, float)
+    # the interaction: the learner's policy met by the true expert's response to the announced reward
+    played = expert.joint_policy(problem.learner_reward_table(theta_l))
+    played_l, played_e = np.asarray(played.learner, float), np.asarray(played.expert, float)
+    assert abs(record["interaction_learner_return"] - policy_value(game, played_l, played_e, truth_l)) < 1e-4
+    assert abs(record["interaction_expert_return"] - policy_value(game, played_l, played_e, truth_e)) < 1e-4
+    # the model: both players follow the learned rewards
+    modelled = problem.policy(theta_l, theta_e)
+    model_l, model_e = np.asarray(modelled.learner, float), np.asarray(modelled.expert, float)
+    assert abs(record["learner_return"] - policy_value(game, model_l, model_e, truth_l)) < 1e-4
+    assert abs(record["expert_return"] - policy_value(game, model_l, model_e, truth_e)) < 1e-4
+    # a random θe is a poor model of the expert, so the two pairs of returns differ
+    assert abs(record["expert_return"] - record["interaction_expert_return"]) > 1e-3
