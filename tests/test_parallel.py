@@ -8,7 +8,7 @@ import pytest
 
 from gsiirl.cli.reproduce import PAPER_TABLE1, build_table, reproduce
 from gsiirl.experiments.parallel import execute_units
-from gsiirl.experiments.runner import run_experiment
+from gsiirl.experiments.runner import prepare_run, run_experiment, save_results
 
 OPTIONS = {"nodes": 4, "horizon": 3, "num_trajectories": 50}
 
@@ -56,10 +56,11 @@ def test_table1_has_ours_and_the_papers_values():
 def test_reproduce_resumes_what_is_on_disk(tmp_path):
     calls = []
 
-    def fake_run(name, *, resume, out, **_):
+    def fake_run(name, *, resume, out, seeds, iters, options, **_):
         calls.append((name, resume))
         out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text("{}")
+        results = prepare_run(name, out_dir=out, seeds=seeds, iterations=iters, options=options, resume=resume)[0]
+        save_results(results, out / "results.json")  # a valid (empty) file with this plan's configuration
         return _fake_results(1.0)
 
     reproduce(tmp_path, quick=True, run=fake_run, echo=lambda *_: None)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from gsiirl.experiments import runner
-from gsiirl.experiments.runner import ResultsFileError, load_results, merge_options, run_experiment, summarize
+from gsiirl.experiments.runner import (LOCK_FILE, ResultsFileError, load_results, merge_options, run_experiment,
+                                      summarize)
 
 
 class Killed(Exception):
@@ -49,7 +50,7 @@ def toy(monkeypatch):
 def test_summarize_by_hand():
     final = summarize({"1": {"x": [0.0, 3.0]}, "0": {"x": [5.0, 1.0], "y": [None]}})
     assert final["x"] == {"mean": 2.0, "std": 1.0, "n": 2}
-    assert final["y"] == {"mean": None, "std": None, "n": 0}
+    assert final["y"] == {"mean": None, "std": None, "n": 0, "not_finite": 1}  # the seed is counted, not hidden
 
 
 def test_summarize_skips_sample_trajectories():
@@ -74,7 +75,7 @@ def test_kill_then_resume_equals_uninterrupted(toy, tmp_path):
         run_experiment("toy", out_dir=tmp_path / "part", seeds=3, iterations=4)
     partial = load_results(tmp_path / "part" / "results.json")
     assert sorted(partial["methods"]["ma-irl"]["seeds"]) == ["0"]  # saved after every finished unit
-    assert not [p for p in (tmp_path / "part").iterdir() if p.name != "results.json"]  # no temp files left
+    assert not [p for p in (tmp_path / "part").iterdir() if p.name not in ("results.json", LOCK_FILE)]  # no temp files
     toy()
     ticks = []
     resumed = run_experiment("toy", out_dir=tmp_path / "part", seeds=3, iterations=4, resume=True, progress=ticks.append)

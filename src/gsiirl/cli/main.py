@@ -37,6 +37,12 @@ class UserError(Exception):
     """An error caused by the user's input; printed as one line, exit code 2."""
 
 
+def _os_error_text(error: OSError) -> str:
+    """``"cannot write PATH (reason)"`` for an OSError from writing results."""
+    where = error.filename2 or error.filename
+    return f"cannot write {where} ({error.strerror or error})" if where else str(error)
+
+
 def fail(message: str) -> None:
     """Print ``gsiirl: error: message`` (first line only) to stderr and exit with code 2."""
     first_line = str(message).strip().splitlines()[0] if str(message).strip() else "unknown error"
@@ -186,6 +192,8 @@ def run(
                     address=address)
     except (UserError, ResultsFileError, ValueError) as error:
         fail(str(error))
+    except OSError as error:  # a folder or file the run cannot write: one line, not a traceback
+        fail(_os_error_text(error))
     except KeyboardInterrupt:
         typer.echo("gsiirl: interrupted; continue with --resume", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -205,6 +213,8 @@ def demo(
         table = run_demo(out, seeds=seeds, iterations=iters, show_progress=progress)
     except ValueError as error:
         fail(str(error))
+    except OSError as error:
+        fail(_os_error_text(error))
     typer.echo(table)
     typer.echo(f"figure: {out / 'demo.png'}")
 
@@ -236,6 +246,8 @@ def reproduce(
         reproduce_all(out, quick=quick, experiments=chosen, show_progress=progress, echo=typer.echo, run=run_one)
     except (UserError, ResultsFileError, ValueError) as error:
         fail(str(error))
+    except OSError as error:  # a folder or file the run cannot write: one line, not a traceback
+        fail(_os_error_text(error))
     except KeyboardInterrupt:
         typer.echo("gsiirl: interrupted; re-run the same command to resume", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -35,10 +35,31 @@ QUICK_PLAN = {"mpe": (2, 4), "hri": (2, 4), "security": (2, 8)}
 QUICK_OPTIONS = {"mpe": {"warmup_cycles": 40}, "hri": {"warmup_cycles": 20, "seed_batch": 2}, "security": {}}
 
 
-def _cell(final: dict | None, metric: str) -> tuple[float | None, float | None]:
-    if not final or metric not in final or final[metric].get("mean") is None:
-        return None, None
-    return final[metric]["mean"], final[metric]["std"]
+def _cell(final: dict | None, metric: str) -> tuple[float | None, float | None, int, int]:
+    """(mean, std, n, not_finite) of one metric's ``final`` entry; Nones and 0s if missing."""
+    if not final or metric not in final:
+        return None, None, 0, 0
+    entry = final[metric]
+    return entry.get("mean"), entry.get("std"), int(entry.get("n", 0)), int(entry.get("not_finite", 0))
+
+
+def _seeds_in(results: dict | None) -> int:
+    """The number of seeds the experiment's results file was run with (0 if none)."""
+    return int((results or {}).get("config", {}).get("seeds", 0))
+
+
+def _fmt(mean, std, n: int | None = None, seeds: int | None = None, not_finite: int = 0) -> str:
+    """``mean ± std`` (2 decimals); the mean alone for n = 1; ``(n=…)`` when the cell covers another
+    number of seeds than its experiment ran; diverged seeds said."""
+    if mean is None:
+        text = "—"
+    else:
+        text = f"{mean:.2f}" if n == 1 else f"{mean:.2f} ± {std:.2f}"
+        if n is not None and seeds and n != seeds:
+            text += f" (n={n})"
+    if not_finite:
+        text += f" [{not_finite} seed{'s' if not_finite > 1 else ''} not finite]"
+    return text
 
 
 def build_table(results_by_experiment: dict[str, dict]) -> tuple[str, str]:
@@ -49,17 +70,15 @@ def build_table(results_by_experiment: dict[str, dict]) -> tuple[str, str]:
             for experiment in EXPERIMENT_ORDER:
                 results = results_by_experiment.get(experiment)
                 final = results["methods"].get(method, {}).get("final") if results else None
-                mean, std = _cell(final, metric)
+                mean, std, n, not_finite = _cell(final, metric)
                 paper_mean, paper_std = PAPER_TABLE1[player][method][experiment]
                 rows.append({"player": player, "method": label, "experiment": COLUMN_NAMES[experiment],
-                             "mean": mean, "std": std, "paper_mean": paper_mean, "paper_std": paper_std})
+                             "mean": mean, "std": std, "n": n, "not_finite": not_finite,
+                             "seeds": _seeds_in(results), "paper_mean": paper_mean, "paper_std": paper_std})
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-
-    def fmt(mean, std):
-        return "—" if mean is None else f"{mean:.2f} ± {std:.2f}"
 
     lines = []
     for player in ("learner", "expert"):
@@ -72,14 +91,15 @@ def build_table(results_by_experiment: dict[str, dict]) -> tuple[str, str]:
             for experiment in EXPERIMENT_ORDER:
                 row = next(r for r in rows if r["player"] == player and r["method"] == label
                            and r["experiment"] == COLUMN_NAMES[experiment])
-                cells.append(f"{fmt(row['mean'], row['std'])} | {fmt(row['paper_mean'], row['paper_std'])}")
+                cells.append(f"{_fmt(row['mean'], row['std'], row['n'], row['seeds'], row['not_finite'])} | "
+                             f"{_fmt(row['paper_mean'], row['paper_std'])}")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     header = ["| | " + " | ".join(f"{COLUMN_NAMES[e]} {p}" for p in ("learner", "expert") for e in EXPERIMENT_ORDER)
               + " |", "|---|" + "---|" * (2 * len(EXPERIMENT_ORDER))]
     # Two readings of "within noise": the lenient one (the issues' acceptance criterion) and a strict one,
     # because one outlier seed can inflate a method's own std enough to pass the lenient one.
     verdicts = (("**Within noise of MARL?** (ours: |method − MARL| ≤ the larger of the two stds; "
-                 "the issues' acceptance criterion)", False),
+                 "the project's acceptance criterion)", False),
                 ("**Within MARL's own std?** (stricter: |method − MARL| ≤ MARL's std)", True))
     for title, strict in verdicts:
         lines += ["", title, "", *header]
@@ -92,8 +112,12 @@ def build_table(results_by_experiment: dict[str, dict]) -> tuple[str, str]:
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
+    seeds_line = ", ".join(f"{COLUMN_NAMES[e]} {_seeds_in(results_by_experiment.get(e))}" for e in EXPERIMENT_ORDER
+                           if results_by_experiment.get(e))
     markdown = ("# Table 1 — cumulative ground-truth reward, final iteration (mean ± std over seeds)\n"
-                "Each cell: ours | the paper's. Environments are under-specified in the paper, so absolute "
+                "Each cell: ours | the paper's (10 runs). Ours: the mean and the population std (ddof 0) of each "
+                f"seed's last value over the seeds run ({seeds_line or 'none yet'}); `(n=…)` marks a cell over "
+                "another number of seeds. Environments are under-specified in the paper, so absolute "
                 "numbers differ; compare each method with MARL in the same column.\n" + "\n".join(lines) + "\n")
     return markdown, buffer.getvalue()
 
@@ -117,11 +141,13 @@ def _transfer_section(results_by_experiment: dict[str, dict], rows: list[dict]) 
                 seeds = methods.get(method, {}).get("seeds", {})
                 ours = {s: m[f"retrained_{metric}"][-1] for s, m in seeds.items()
                         if m.get(f"retrained_{metric}") and m[f"retrained_{metric}"][-1] is not None}
+                diverged = sum(1 for m in seeds.values()
+                               if m.get(f"retrained_{metric}") and m[f"retrained_{metric}"][-1] is None)
                 text, mean, std = "—", None, None
                 if ours:
                     values = np.array(list(ours.values()), dtype=float)
                     mean, std = float(values.mean()), float(values.std())
-                    text = f"{mean:.2f} ± {std:.2f}"
+                    text = _fmt(mean, std, len(ours), _seeds_in(results), diverged)
                     paired = [ours[s] - marl_seeds[s][metric][-1] for s in ours
                               if s in marl_seeds and marl_seeds[s].get(metric) and marl_seeds[s][metric][-1] is not None]
                     if paired:
@@ -132,6 +158,7 @@ def _transfer_section(results_by_experiment: dict[str, dict], rows: list[dict]) 
                 if mean is not None:
                     rows.append({"player": player, "method": f"{label} retrained",
                                  "experiment": COLUMN_NAMES[experiment], "mean": mean, "std": std,
+                                 "n": len(ours), "not_finite": diverged, "seeds": _seeds_in(results),
                                  "paper_mean": None, "paper_std": None})
                 cells.setdefault((method, label), []).append(text)
     if all(text == "—" for texts in cells.values() for text in texts):
@@ -164,19 +191,24 @@ def _verdict(rows: list[dict], player: str, label: str, column: str, strict: boo
 
 def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDER, show_progress: bool = True,
               echo=print, run=None) -> dict[str, dict]:
-    """Run (or resume) every experiment and write Table 1 and the figures under ``out_dir``."""
+    """Run (or resume) every experiment and write Table 1 and the figures under ``out_dir``.
+
+    Every experiment's existing results are checked against this run's plan BEFORE anything runs. The
+    table covers every experiment with results in ``out_dir``, also those not run by this call."""
     from gsiirl.cli.main import execute_run
+    from gsiirl.experiments.runner import RESULTS_FILE, load_results
 
     run = run or execute_run
+    experiments = tuple(dict.fromkeys(experiments))
     out_dir = check_output_directory(out_dir)
-    for experiment in experiments:
-        check_output_directory(out_dir / experiment, name=f"out (the {experiment} results)")
     plan = QUICK_PLAN if quick else FULL_PLAN
+    for experiment in experiments:
+        _check_plan(out_dir / experiment, experiment, plan[experiment], quick)
     results = {}
     for experiment in experiments:
         seeds, iterations = plan[experiment]
         target = out_dir / experiment
-        resume = (target / "results.json").exists()
+        resume = (target / RESULTS_FILE).exists()
         echo(f"== {experiment} ({FIGURE_NAMES[experiment]}): {seeds} seeds × {iterations} iterations"
              + (" [resuming]" if resume else ""))
         options = dict(QUICK_OPTIONS[experiment]) if quick else {}
@@ -184,9 +216,33 @@ def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDE
                                   resume=resume, show_progress=show_progress, echo=echo, options=options)
         for figure in sorted(target.glob("figure*.png")):  # Figures 2-4 side by side with the table
             atomic_write_bytes(out_dir / figure.name, figure.read_bytes())
+    for experiment in EXPERIMENT_ORDER:  # the table shows everything OUT holds, not only this call's part
+        stored = out_dir / experiment / RESULTS_FILE
+        if experiment not in results and stored.exists():
+            results[experiment] = load_results(stored)
     markdown, csv_text = build_table(results)
     atomic_write_bytes(out_dir / "table1.md", markdown.encode())
     atomic_write_bytes(out_dir / "table1.csv", csv_text.encode())
     echo(markdown)
     echo(f"table: {out_dir / 'table1.md'}")
     return results
+
+
+def _check_plan(target: Path, experiment: str, plan: tuple[int, int], quick: bool) -> None:
+    """Refuse, before any work, a folder whose results were made with another plan (e.g. the other
+    ``--quick`` setting), with a message in ``reproduce``'s terms."""
+    from gsiirl.experiments.runner import METHODS, RESULTS_FILE, ResultsFileError, prepare_run
+
+    check_output_directory(target, name=f"out (the {experiment} results)")
+    seeds, iterations = plan
+    options = dict(QUICK_OPTIONS[experiment]) if quick else {}
+    try:
+        prepare_run(experiment, out_dir=target, methods=METHODS, seeds=seeds, iterations=iterations,
+                    options=options, resume=(target / RESULTS_FILE).exists())
+    except ResultsFileError as error:
+        if "; --resume needs" not in str(error):
+            raise
+        reason = str(error).split("; --resume needs")[0]
+        other = "the full protocol" if quick else "--quick"
+        raise ResultsFileError(f"{reason}; reproduce continues a folder only with the settings it was made with "
+                               f"(was it made with {other}?); use another --out to start afresh") from None

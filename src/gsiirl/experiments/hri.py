@@ -188,8 +188,9 @@ def make_figure(results: dict, out_dir: Path) -> list[Path]:
     greedy GSIIRL trajectory from the crossing start with goal discs and the count that reach both goals
     without collision, (f) robot–human distance over them with the safe distance."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    from gsiirl.experiments.figures import plot_methods, save_figure
+    from gsiirl.experiments.figures import add_statistics_note, plot_methods, save_figure
 
     options = {**DEFAULT_OPTIONS, **results.get("config", {}).get("options", {})}
     fig, axes = plt.subplots(2, 3, figsize=(15, 9), layout="constrained")
@@ -197,8 +198,10 @@ def make_figure(results: dict, out_dir: Path) -> list[Path]:
               ("expert_return", "(b) human (expert) return", "cumulative true reward", None),
               ("collision_rate", "(c) collision rate", "rate", (0.0, 1.0)),  # bands clipped to a rate's range
               ("goal_rate", "(d) goal-reaching rate", "rate", (0.0, 1.0))]
+    kinds = set()
     for ax, (metric, title, ylabel, limits) in zip(axes.ravel()[:4], panels):
-        plot_methods(ax, results, metric, title=title, ylabel=ylabel, limits=limits)
+        kinds |= plot_methods(ax, results, metric, title=title, ylabel=ylabel, limits=limits)
+    add_statistics_note(fig, kinds)
     traj_ax, dist_ax = axes.ravel()[4], axes.ravel()[5]
     method, seeds = _sample_source(results)
     for center, color, label in ((options["robot_goal"], "tab:blue", "robot goal"),
@@ -224,6 +227,7 @@ def make_figure(results: dict, out_dir: Path) -> list[Path]:
     traj_ax.legend(fontsize=8)
     dist_ax.set_title("(f) robot–human distance (orange: a collision)")
     dist_ax.set_xlabel("time step")
+    dist_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     dist_ax.set_ylabel("distance")
     dist_ax.legend(fontsize=8)
     for ax in (traj_ax, dist_ax):

@@ -82,15 +82,35 @@ def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | 
     if backend == "process":
         units = start_order(units)
         context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
-        with ProcessPoolExecutor(max_workers=workers or 2, mp_context=context, initializer=exit_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers or 2, mp_context=context, initializer=exit_with_parent,
+                                   initargs=(os.getpid(),))
+        pending = {}
+        try:
             pending = {pool.submit(run_unit, unit): unit for unit in units}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield pending.pop(future), future.result()
+        finally:
+            if pending:  # interrupted, failed or abandoned: stop the workers now, not after their units
+                _terminate(pool)
+            else:
+                pool.shutdown(wait=True)
         return
     yield from _execute_on_ray(start_order(units), workers=workers, address=address)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Kill a pool's workers and drop its queue. ``shutdown(wait=True)`` (what ``with`` does) would
+    block until every running unit finished — up to a unit's full length after a Ctrl-C — and the
+    runner, already unwinding, would then discard those results anyway."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 def _execute_on_ray(units: Iterable[Unit], *, workers: int | None, address: str | None):

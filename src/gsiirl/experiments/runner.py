@@ -15,7 +15,9 @@ run ends with exactly the numbers of an uninterrupted one. Options an experiment
 from an older file as the module's ``OPTION_VALUES_BEFORE_ADDED`` (the value that file was made with, or a
 function of the file's stored options that returns it).
 ``final`` holds, per metric, the mean and standard deviation (numpy's default ``ddof=0``) over seeds of each seed's LAST value.
-Non-finite numbers are stored as ``null`` (JSON has no NaN) and ignored by ``final``.
+Non-finite numbers are stored as ``null`` (JSON has no NaN); ``final`` leaves them out and counts them
+(``not_finite``). ``final`` is recomputed from the seeds whenever a file is loaded.
+One run writes a directory at a time: ``run_experiment`` holds an exclusive lock on ``OUT/.gsiirl.lock``.
 """
 
 from __future__ import annotations
@@ -130,7 +132,9 @@ def _clean_metrics(metrics: dict) -> dict[str, list]:
 
 
 def summarize(seeds: dict[str, dict[str, list]]) -> dict[str, dict[str, float | int | None]]:
-    """Mean ± std over seeds of each metric's last finite value (``ddof=0``).
+    """Mean ± std over seeds of each metric's LAST value (``ddof=0``): ``{"mean", "std", "n"}``, plus
+    ``"not_finite"`` = the number of seeds whose last value is NaN/inf (stored as null), which are left
+    out of mean and std, so a table can say that a seed diverged instead of silently averaging the rest.
 
     Per-unit series that are not per-iteration metrics (keys starting ``trajectory_``, e.g. the HRI
     sample trajectory's coordinates) are not summarised."""
@@ -140,19 +144,23 @@ def summarize(seeds: dict[str, dict[str, list]]) -> dict[str, dict[str, float | 
         ordered = [seeds[seed] for seed in sorted(seeds, key=int)]  # summation order independent of resumes
         last = [metrics[key][-1] for metrics in ordered if key in metrics and metrics[key]]
         values = np.array([v for v in last if v is not None], dtype=float)
+        not_finite = len(last) - int(values.size)
         if values.size == 0:
             final[key] = {"mean": None, "std": None, "n": 0}
         else:
             final[key] = {"mean": float(values.mean()), "std": float(values.std()), "n": int(values.size)}
+        if not_finite:
+            final[key]["not_finite"] = not_finite
     return final
 
 
-def mean_std_text(mean: float | None, std: float | None, n: int, digits: int = 3) -> str:
+def mean_std_text(mean: float | None, std: float | None, n: int, digits: int = 3, not_finite: int = 0) -> str:
     """``"mean ± std"`` over ``n`` seeds; the mean alone for one seed (a std of one value says nothing),
-    ``"n/a"`` without a value."""
+    ``"n/a"`` without a value; ``not_finite`` seeds (diverged: NaN/inf, left out) are said."""
+    suffix = f" [{not_finite} of {n + not_finite} seeds not finite]" if not_finite else ""
     if mean is None or n == 0:
-        return "n/a"
-    return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+        return "n/a" + suffix
+    return (f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}") + suffix
 
 
 def summary_text(results: dict, labels: dict[str, str] | None = None, extra_metrics: tuple[str, ...] = ()) -> str:
@@ -174,7 +182,8 @@ def summary_text(results: dict, labels: dict[str, str] | None = None, extra_metr
         cells = []
         for key, _ in columns:
             stats = final.get(key, {})
-            cells.append(mean_std_text(stats.get("mean"), stats.get("std"), stats.get("n", 0)))
+            cells.append(mean_std_text(stats.get("mean"), stats.get("std"), stats.get("n", 0),
+                                       not_finite=stats.get("not_finite", 0)))
         for key in returns:
             gaps = [metrics[key][-1] - marl_seeds[seed][key][-1] for seed, metrics in block["seeds"].items()
                     if seed in marl_seeds and metrics.get(key) and metrics[key][-1] is not None
@@ -219,6 +228,11 @@ def load_results(path: Path) -> dict:
     for key, kind in (("experiment", str), ("config", dict), ("versions", dict), ("methods", dict)):
         if not isinstance(results.get(key), kind):
             raise ResultsFileError(f"{path}: corrupted (field {key!r} missing or not a {kind.__name__})")
+    config = results["config"]
+    for key, kind, name in (("options", dict, "an object"), ("seeds", int, "an integer"),
+                            ("iterations", int, "an integer"), ("methods", list, "a list")):
+        if key in config and not (isinstance(config[key], kind) and not isinstance(config[key], bool)):
+            raise ResultsFileError(f"{path}: corrupted (config.{key} is not {name})")
     for method, block in results["methods"].items():
         if method not in METHODS or not isinstance(block, dict) or not isinstance(block.get("seeds"), dict):
             raise ResultsFileError(f"{path}: corrupted (methods.{method} is not a valid method block)")
@@ -226,13 +240,16 @@ def load_results(path: Path) -> dict:
             if not seed.isdigit():
                 raise ResultsFileError(f"{path}: corrupted (methods.{method}.seeds has a non-integer key {seed!r})")
             _check_metric_lists(f"{path}: methods.{method}.seeds.{seed}", metrics)
+        # ``final`` is derived data: recomputed from the per-seed series, never trusted from the file
+        block["final"] = summarize(block["seeds"])
     return results
 
 
 def _differences(stored: dict, requested: dict) -> str:
     """The fields (and options) in which two run configurations differ, for the resume error."""
     stored, requested = _comparable(stored), _comparable(requested)
-    names = [key for key in sorted(set(stored) | set(requested))
+    names = [f"{key}: {stored.get(key)!r} in the file, {requested.get(key)!r} now"
+             for key in sorted(set(stored) | set(requested))
              if key != "options" and stored.get(key) != requested.get(key)]
     stored_options, requested_options = stored.get("options") or {}, requested.get("options") or {}
     names += [f"option {key}: {stored_options.get(key)!r} in the file, {requested_options.get(key)!r} now"
@@ -291,6 +308,57 @@ def run_experiment(
             raise ValueError("workers: only used with backend 'process' or 'ray' (the serial backend runs in this process)")
     if address is not None and backend != "ray":
         raise ValueError(f"address: only used with backend 'ray', got backend {backend!r}")
+    prepare_run(experiment, out_dir=out_dir, methods=methods, seeds=seeds, iterations=iterations, options=options,
+                resume=resume, force=force)  # every check before the directory is touched
+    with exclusive_directory(out_dir):
+        # re-read under the lock: another run may have finished between the check and the lock
+        results, module, merged, path = prepare_run(experiment, out_dir=out_dir, methods=methods, seeds=seeds,
+                                                    iterations=iterations, options=options, resume=resume,
+                                                    force=force)
+        return _execute(results, module, merged, path, methods=list(dict.fromkeys(methods)), seeds=seeds,
+                        iterations=iterations, progress=progress, describe=describe, backend=backend,
+                        workers=workers, address=address)
+
+
+LOCK_FILE = ".gsiirl.lock"
+
+
+class exclusive_directory:
+    """Context manager: create ``out_dir`` and hold an exclusive lock on ``out_dir/.gsiirl.lock``, so a
+    second run on the same directory is refused instead of overwriting this run's finished units."""
+
+    def __init__(self, out_dir) -> None:
+        self.out_dir = Path(out_dir)
+
+    def __enter__(self) -> Path:
+        import fcntl
+
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.handle = open(self.out_dir / LOCK_FILE, "a")
+        except OSError as error:
+            raise ValueError(f"out: cannot write to {self.out_dir} ({error.strerror or error})") from None
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.close()
+            raise ValueError(f"out: {self.out_dir} is in use by another gsiirl run (it holds "
+                             f"{self.out_dir / LOCK_FILE}); wait for it to finish or choose another --out") from None
+        return self.out_dir
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()  # closing the file releases the lock
+
+
+VERSION_PACKAGES = ("gsiirl", "jax", "jaxlib", "numpy", "scipy", "optax")
+
+
+def prepare_run(experiment: str, *, out_dir: Path, methods=METHODS, seeds: int = 10, iterations: int = 50,
+                options: dict | None = None, resume: bool = False, force: bool = False):
+    """Validate a run and load what it continues, writing nothing: ``(results, module, options, path)``.
+
+    Raises ValueError / ResultsFileError naming the problem: bad arguments, an existing file without
+    ``resume``/``force``, or a file made with another experiment, configuration or library versions."""
     if resume and force:
         raise ValueError("resume, force: expected at most one (resume continues DIR/results.json, force overwrites it)")
     check_output_directory(out_dir)
@@ -305,21 +373,32 @@ def run_experiment(
             raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     module = load_experiment(experiment)
     merged = merge_options(module.DEFAULT_OPTIONS, options)
+    if hasattr(module, "check_options"):  # option values, before a unit (or a worker process) runs
+        module.check_options(merged)
     config = {"experiment": experiment, "methods": methods, "seeds": int(seeds),
               "iterations": int(iterations), "options": merged}
     path = Path(out_dir) / RESULTS_FILE
 
     if path.exists() and resume:
         results = load_results(path)
+        if results["experiment"] != experiment:
+            raise ResultsFileError(f"{path}: holds the {results['experiment']} experiment, not {experiment} "
+                                   "(use another --out)")
         stored_options = results["config"].get("options")
         if isinstance(stored_options, dict):
             for key, value in getattr(module, "OPTION_VALUES_BEFORE_ADDED", {}).items():
                 # a callable derives the old value from the file's other options (e.g. initial_radius = radius)
                 stored_options.setdefault(key, value(stored_options) if callable(value) else value)
-        if results["experiment"] != experiment or _comparable(results["config"]) != _comparable(config):
+        if _comparable(results["config"]) != _comparable(config):
             raise ResultsFileError(f"{path}: was made with a different configuration "
                                    f"({_differences(results['config'], config)}); --resume needs the same "
                                    "experiment, --iters and options (use another --out to start afresh)")
+        current = library_versions()
+        changed = [f"{name} {results['versions'].get(name)} in the file, {current[name]} now"
+                   for name in VERSION_PACKAGES if results["versions"].get(name, current[name]) != current[name]]
+        if changed:
+            raise ResultsFileError(f"{path}: was computed with other library versions ({'; '.join(changed)}); "
+                                   "resuming would mix numbers from both (use another --out to start afresh)")
         results["config"] = {**config, "methods": list(dict.fromkeys(results["config"].get("methods", []) + methods)),
                              "seeds": max(int(results["config"].get("seeds", 0)), int(seeds))}
     elif path.exists() and not force:
@@ -327,6 +406,13 @@ def run_experiment(
     else:
         results = {"schema_version": SCHEMA_VERSION, "experiment": experiment, "config": config,
                    "versions": library_versions(), "methods": {}}
+    return results, module, merged, path
+
+
+def _execute(results: dict, module, merged: dict, path: Path, *, methods: list[str], seeds: int, iterations: int,
+             progress, describe, backend: str, workers, address) -> dict:
+    """Run the units ``results`` does not hold yet, saving the file after every finished one."""
+    experiment = results["experiment"]
 
     def wanted(method: str, group: tuple[int, ...]) -> list[int]:
         """The seeds of a unit's group that this run asked for and that are not stored yet."""

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from gsiirl.algorithms.config import FitConfig
 from gsiirl.games.security import AttackGraph, SecurityReward, generate_attack_graph, security_game
+from gsiirl.validation import is_integer
 
 _FIT_DEFAULTS = FitConfig().to_dict()
 EXPERIMENT_OPTIONS = {
@@ -79,6 +80,14 @@ def _check(options: dict) -> None:
                          f"got {options['hypergradient']!r}")
     FitConfig.from_options(**{key: options[key] for key in _FIT_DEFAULTS})  # validates the fit options
     generate_attack_graph(0, int(options["nodes"]), options["edges"])  # validates nodes / edges
+    if not is_integer(options["qlearning_episodes"]) or options["qlearning_episodes"] < 1:
+        raise ValueError(f"option qlearning_episodes: expected a positive integer, got {options['qlearning_episodes']!r}")
+    graph_seed = options["graph_seed"]
+    if graph_seed is not None and (not is_integer(graph_seed) or graph_seed < 0):
+        raise ValueError(f"option graph_seed: expected a non-negative integer or null, got {graph_seed!r}")
+
+
+check_options = _check  # the runner calls it before any unit runs, whatever the backend
 
 
 def _marl_unit(options: dict, seed: int) -> dict[str, list[float]]:
@@ -152,6 +161,8 @@ def make_unit_runner(options: dict | None = None):
 
 def draw_attack_graph(ax, graph: AttackGraph) -> None:
     """Attack graph with nodes layered by BFS depth from the entry; labels: node value, edge P(success)."""
+    from gsiirl.experiments.figures import edge_label_points
+
     depth = {graph.entry: 0}
     frontier = [graph.entry]
     while frontier:
@@ -169,18 +180,23 @@ def draw_attack_graph(ax, graph: AttackGraph) -> None:
     for level, nodes in layers.items():
         for rank, node in enumerate(nodes):
             position[node] = (rank - (len(nodes) - 1) / 2.0, -float(level))
-    for edge, (source, target) in enumerate(zip(graph.sources, graph.targets)):
-        (x0, y0), (x1, y1) = position[int(source)], position[int(target)]
+    starts = [position[int(source)] for source in graph.sources]
+    ends = [position[int(target)] for target in graph.targets]
+    # labels on their (curved) edge, moved along it where they would cover another label or a node
+    labels = edge_label_points(starts, ends, rad=0.15, avoid=list(position.values()))
+    for edge, ((x0, y0), (x1, y1)) in enumerate(zip(starts, ends)):
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
                     arrowprops=dict(arrowstyle="-|>", color="gray", shrinkA=13, shrinkB=13,
                                     connectionstyle="arc3,rad=0.15"))
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2, f"{graph.success_probs[edge]:.2f}", fontsize=6, color="dimgray")
+        ax.text(*labels[edge], f"{graph.success_probs[edge]:.2f}", fontsize=6, color="dimgray", ha="center",
+                va="center", bbox=dict(boxstyle="round,pad=0.1", facecolor="white", edgecolor="none", alpha=0.8))
     for node, (x, y) in position.items():
         color = "tab:red" if node == graph.entry else "lightsteelblue"
         ax.scatter([x], [y], s=520, color=color, edgecolor="black", zorder=3)
         ax.text(x, y, f"{node}\n{graph.node_values[node]:.1f}", ha="center", va="center", fontsize=7, zorder=4)
     ax.set_title(f"Attack graph ({graph.num_nodes} nodes, {graph.num_edges} edges)")
     ax.set_axis_off()
+    ax.set_aspect("equal")  # the label positions follow the arcs' geometry in data units
     ax.margins(0.15)
 
 
@@ -188,14 +204,17 @@ def make_figure(results: dict, out_dir: Path) -> list[Path]:
     """Figure 4: the attack graph, defender's and attacker's ground-truth return vs iteration (PNG)."""
     import matplotlib.pyplot as plt
 
-    from gsiirl.experiments.figures import plot_methods, save_figure
+    from gsiirl.experiments.figures import add_statistics_note, plot_methods, save_figure
 
     options = {**DEFAULT_OPTIONS, **results.get("config", {}).get("options", {})}
     graph, _, _ = build_instance(options, 0)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
     draw_attack_graph(axes[0], graph)
-    plot_methods(axes[1], results, "learner_return", title="Defender (learner)", ylabel="cumulative true reward")
-    plot_methods(axes[2], results, "expert_return", title="Attacker (expert)", ylabel="cumulative true reward")
+    kinds = plot_methods(axes[1], results, "learner_return", title="Defender (learner)",
+                         ylabel="cumulative true reward")
+    kinds |= plot_methods(axes[2], results, "expert_return", title="Attacker (expert)",
+                          ylabel="cumulative true reward")
+    add_statistics_note(fig, kinds)
     if options["graph_seed"] is None:
         axes[0].set_title(axes[0].get_title() + " — seed 0's graph")
     return [save_figure(fig, Path(out_dir) / "figure4_security.png")]
