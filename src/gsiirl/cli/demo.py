@@ -20,6 +20,7 @@ def run_demo(out_dir: Path, *, seeds: int = 3, iterations: int = 30, show_progre
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     from tqdm import tqdm
 
     import gsiirl
@@ -52,14 +53,17 @@ def run_demo(out_dir: Path, *, seeds: int = 3, iterations: int = 30, show_progre
             values = np.array([h[metric] for h in histories[method]])
             mean, std = values.mean(0), values.std(0)
             steps = np.arange(1, values.shape[1] + 1)
-            axis.plot(steps, mean, color=color, label=method.upper())
+            axis.plot(steps, mean, color=color, label=f"{method.upper()} (n={values.shape[0]})")
             axis.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2)
         if metric in ("learner_return", "expert_return"):
             axis.axhline(marl[metric], color="black", linestyle="--", label="MARL (true rewards)")
         axis.set_title(title)
         axis.set_xlabel("outer iteration")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].legend()
     figure.tight_layout()
+    figure.text(0.5, 0.0, "line: mean over seeds; band: ± 1 std (ddof 0); n: seeds; dashed: MARL with the true "
+                "rewards (exact, one value)", ha="center", va="top", fontsize=8, color="dimgray")
     save_figure(figure, out_dir / "demo.png")
 
     lines = ["| method | learner return | expert return | expert-policy KL |", "|---|---|---|---|",
