@@ -165,3 +165,16 @@ def test_demo_writes_figure_and_table(capsys, tmp_path):
     assert "±" not in rows["GSIIRL"] and "over 1 seed;" in table and "MA-IRL" in out
     code, _, err = _run(["demo", "--out", str(tmp_path / "bad"), "--seeds", "0"], capsys)
     assert code == 2 and "seeds: expected an integer >= 1, got 0" in err
+
+
+def test_console_script_interrupt_exits_130_with_its_message(tmp_path):
+    """The console entry point ends an interrupted run at once (``os._exit``) after printing its message."""
+    script = ("import os, signal, sys, threading\n"
+              "from gsiirl.cli.main import console\n"
+              "threading.Timer(4.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+              f"sys.argv = ['gsiirl', 'run', 'security', '--method', 'gsiirl', '--seeds', '1', '--iters', '100000',"
+              f" '--out', {str(tmp_path / 'run')!r}, '--no-progress', '--no-figure']\n"
+              "console()\n")
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    assert completed.returncode == 130, completed.stderr[-2000:]
+    assert completed.stderr.strip().endswith("gsiirl: interrupted; continue with --resume")

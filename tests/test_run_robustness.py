@@ -187,3 +187,15 @@ def test_security_options_are_checked_before_any_unit_on_every_backend(option, m
     with pytest.raises(ValueError, match=message):
         run_experiment("security", out_dir=tmp_path, seeds=1, iterations=1, options={key: value}, backend="process")
     assert not ran and not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.parametrize("option, message", [("learning_rate=-1", "option learning_rate: expected a number >= 0"),
+                                             ("finetune_cycles=0", "option finetune_cycles: expected a positive"),
+                                             ("seed_batch=0", "seed_batch: expected a positive integer")])
+def test_hri_options_are_checked_before_any_unit(option, message, tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(runner, "_execute", lambda *a, **k: ran.append(1))
+    key, value = option.split("=")
+    with pytest.raises(ValueError, match=message):
+        run_experiment("hri", out_dir=tmp_path, seeds=1, iterations=1, options={key: value}, backend="process")
+    assert not ran

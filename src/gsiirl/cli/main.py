@@ -253,6 +253,23 @@ def reproduce(
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
+def console() -> None:
+    """The ``gsiirl`` console script: :data:`app`, except that after an interrupt (exit code 130, the
+    finished work already saved) the process ends at once. A normal interpreter shutdown then can
+    crash (segfault, exit 139) while XLA's compiler threads are still running, e.g. after a Ctrl-C
+    during the first compilation. In-process callers use :func:`main`, which never does this."""
+    import os
+
+    try:
+        app()
+    except SystemExit as stop:
+        if stop.code == EXIT_INTERRUPTED:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        raise
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point equivalent to the ``gsiirl`` console script (raises SystemExit)."""
     app(argv if argv is not None else sys.argv[1:])

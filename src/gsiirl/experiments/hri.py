@@ -83,18 +83,26 @@ def _freeze(options: dict) -> tuple:
 
 @lru_cache(maxsize=4)
 def _build(frozen: tuple):
-    from gsiirl.algorithms.sample_based import SampleBasedConfig, SampleBasedGSIIRL
+    from gsiirl.algorithms.sample_based import SampleBasedGSIIRL
     from gsiirl.games.hri import make_hri_game
-    from gsiirl.solvers.maddpg import MADDPGConfig
 
     o = dict(frozen)
-    if o["hypergradient"] != "spsa":
-        raise ValueError(f"option hypergradient: the HRI (simulator) back-end supports only 'spsa', "
-                         f"got {o['hypergradient']!r}")
+    config = _sample_based_config(o)
     game = make_hri_game({k: o[k] for k in HRI_DEFAULTS})
     sample_game = make_hri_game({**{k: o[k] for k in HRI_DEFAULTS},
                                  "robot_start_low": o["sample_robot_start"], "robot_start_high": o["sample_robot_start"],
                                  "human_start_low": o["sample_human_start"], "human_start_high": o["sample_human_start"]})
+    return sample_game, SampleBasedGSIIRL(game, config, metrics_fn=make_metrics_fn(o["safe_distance"]))
+
+
+def _sample_based_config(o: dict):
+    """The SampleBasedConfig (with its MADDPGConfig) of an option dict; ValueError names a bad option."""
+    from gsiirl.algorithms.sample_based import SampleBasedConfig
+    from gsiirl.solvers.maddpg import MADDPGConfig
+
+    if o["hypergradient"] != "spsa":
+        raise ValueError(f"option hypergradient: the HRI (simulator) back-end supports only 'spsa', "
+                         f"got {o['hypergradient']!r}")
     maddpg = MADDPGConfig(
         hidden=o["hidden"], actor_learning_rate=o["learning_rate"], critic_learning_rate=o["learning_rate"],
         num_envs=o["num_envs"], iterations=o["finetune_cycles"], updates_per_iteration=o["updates_per_cycle"],
@@ -109,7 +117,28 @@ def _build(frozen: tuple):
         perturbation_scale=o["perturbation_scale"], perturbation_floor=o["perturbation_floor"],
         max_hypergradient_norm=o["max_hypergradient_norm"], hypergradient_terms=o["hypergradient_terms"],
         cross_term=o["cross_term"], reset_worse_than_random=bool(o["reset_worse_than_random"]))
-    return sample_game, SampleBasedGSIIRL(game, config, metrics_fn=make_metrics_fn(o["safe_distance"]))
+    return config
+
+
+def check_options(options: dict) -> None:
+    """The runner calls it before any unit runs, whatever the backend: the algorithm's configuration is
+    built (and validated) without building the game or compiling anything."""
+    try:
+        _sample_based_config(options)
+    except ValueError as error:  # name the option the user typed, not the config field it feeds
+        field, _, reason = str(error).partition(": ")
+        if field in _CONFIG_FIELD_OPTIONS:
+            raise ValueError(f"option {_CONFIG_FIELD_OPTIONS[field]}: {reason}") from None
+        raise
+    sample_units.check_seed_batch(options)
+
+
+# SampleBasedConfig / MADDPGConfig fields whose HRI option has another name
+_CONFIG_FIELD_OPTIONS = {
+    "actor_learning_rate": "learning_rate", "critic_learning_rate": "learning_rate", "iterations": "finetune_cycles",
+    "updates_per_iteration": "updates_per_cycle", "buffer_iterations": "buffer_cycles",
+    "warmup_iterations": "warmup_cycles",
+}
 
 
 def make_metrics_fn(safe_distance: float):

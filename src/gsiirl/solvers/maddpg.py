@@ -135,6 +135,9 @@ def validate_config(config: MADDPGConfig) -> None:
         raise ValueError(f"exploration: expected a probability in [0, 1], got {config.exploration}")
     if config.temperature < 0:
         raise ValueError(f"temperature: expected >= 0, got {config.temperature}")
+    for name in ("actor_learning_rate", "critic_learning_rate"):
+        if not float(getattr(config, name)) >= 0:  # also catches NaN; 0 freezes the networks
+            raise ValueError(f"{name}: expected a number >= 0, got {getattr(config, name)}")
 
 
 def _init_mlp(key, sizes, num_agents):
