@@ -257,9 +257,14 @@ def console() -> None:
     """The ``gsiirl`` console script: :data:`app`, except that after an interrupt (exit code 130, the
     finished work already saved) the process ends at once. A normal interpreter shutdown then can
     crash (segfault, exit 139) while XLA's compiler threads are still running, e.g. after a Ctrl-C
-    during the first compilation. In-process callers use :func:`main`, which never does this."""
+    during the first compilation. In-process callers use :func:`main`, which never does this.
+    Ctrl-C is handled by :mod:`gsiirl.cli.interrupts`, so that one landing in a garbage-collector
+    callback is not lost."""
     import os
 
+    from gsiirl.cli.interrupts import install_interrupt_handler
+
+    install_interrupt_handler()
     try:
         app()
     except SystemExit as stop:
