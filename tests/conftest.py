@@ -31,12 +31,11 @@ def _release_compiled_programs():
     """Drop JAX's compiled programs after every test module.
 
     Each compiled XLA:CPU program keeps its own memory mappings, and jit caches keep every program alive
-    for the life of the process. The whole suite compiles many distinct programs, which took the pytest
-    process up to (and in 3 of 5 runs past) Linux's default limit of 65,530 mappings per process (``vm.max_map_count``); the next
-    compilation then died with a segmentation fault inside XLA (CI exit 139/134, at varying tests near
-    the end of the suite; measured peak 63,141 mappings). Clearing the caches between modules keeps the
-    peak at ≈ 11,600 (RSS 2.0 GB instead of 5.7 GB, no slower); a program a later module needs is
-    compiled again."""
+    for the life of the process. The whole suite compiles many distinct programs: a monitored run peaked
+    at 63,141 mappings against Linux's default limit of 65,530 per process (``vm.max_map_count``), and
+    3 of 5 runs died late in the suite inside an XLA compilation (CI exit 139/134) — past the limit,
+    we infer. Clearing the caches between modules keeps the peak at ≈ 11,600 (RSS 2.0 GB instead of
+    5.7 GB, no slower); a program a later module needs is compiled again."""
     yield
     jax.clear_caches()
     gc.collect()

@@ -37,9 +37,9 @@ def test_process_backend_matches_serial(serial, tmp_path):
 
 
 def test_ray_backend_on_a_local_ray_instance_matches_serial(serial, tmp_path):
-    """Ray runs in a child process: ``ray.shutdown()`` leaves Ray's native threads running in its driver,
-    and a test process that goes on compiling XLA programs beside them crashed (SIGSEGV/SIGABRT) minutes
-    later, with Ray's own failure handler hiding the Python traceback."""
+    """Ray runs in a child process: ``ray.shutdown()`` leaves about nine of Ray's native threads running
+    in its driver, which should not share the test process with the rest of the suite. (The suite's late
+    crashes first blamed on them were the process's memory-mapping limit: tests/conftest.py.)"""
     script = ("import json, sys\n"
               "from gsiirl.experiments.runner import run_experiment\n"
               f"run_experiment('security', out_dir={str(tmp_path)!r}, methods=['gsiirl', 'marl'], seeds=2,"
