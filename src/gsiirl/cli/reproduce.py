@@ -136,7 +136,9 @@ def _transfer_section(results_by_experiment: dict[str, dict], rows: list[dict]) 
         for experiment in TRANSFER_EXPERIMENTS:
             results = results_by_experiment.get(experiment)
             methods = results["methods"] if results else {}
-            marl_seeds = methods.get("marl", {}).get("seeds", {})
+            # MARL's final value per seed, diverged (null) or missing seeds left out: they have no pair
+            marl_final = {s: m[metric][-1] for s, m in methods.get("marl", {}).get("seeds", {}).items()
+                          if m.get(metric) and m[metric][-1] is not None}
             for method, label in METHOD_ROWS[1:]:
                 seeds = methods.get(method, {}).get("seeds", {})
                 ours = {s: m[f"retrained_{metric}"][-1] for s, m in seeds.items()
@@ -148,13 +150,16 @@ def _transfer_section(results_by_experiment: dict[str, dict], rows: list[dict]) 
                     values = np.array(list(ours.values()), dtype=float)
                     mean, std = float(values.mean()), float(values.std())
                     text = _fmt(mean, std, len(ours), _seeds_in(results), diverged)
-                    paired = [ours[s] - marl_seeds[s][metric][-1] for s in ours
-                              if s in marl_seeds and marl_seeds[s].get(metric) and marl_seeds[s][metric][-1] is not None]
-                    if paired:
-                        marl_values = np.array([marl_seeds[s][metric][-1] for s in ours if s in marl_seeds], dtype=float)
-                        gap = float(np.mean(paired))
+                    pairs = [s for s in ours if s in marl_final]
+                    if pairs:
+                        paired = np.array([ours[s] - marl_final[s] for s in pairs], dtype=float)  # [pairs]
+                        marl_values = np.array([marl_final[s] for s in pairs], dtype=float)  # [pairs]
+                        gap = float(paired.mean())
                         within = abs(gap) <= max(std, float(marl_values.std()))
-                        text += f"; paired gap {gap:+.2f} ± {float(np.std(paired)):.2f}, {'yes' if within else 'NO'}"
+                        text += f"; paired gap {gap:+.2f} ± {float(paired.std()):.2f}"
+                        if len(pairs) != len(ours):  # MARL diverged or missing on some of these seeds
+                            text += f" (n={len(pairs)})"
+                        text += f", {'yes' if within else 'NO'}"
                 if mean is not None:
                     rows.append({"player": player, "method": f"{label} retrained",
                                  "experiment": COLUMN_NAMES[experiment], "mean": mean, "std": std,
@@ -166,8 +171,9 @@ def _transfer_section(results_by_experiment: dict[str, dict], rows: list[dict]) 
     columns = [f"{COLUMN_NAMES[e]} {p}" for p in ("learner", "expert") for e in TRANSFER_EXPERIMENTS]
     lines = ["", "**Reward transfer** (continuous experiments): a policy retrained FROM SCRATCH on each seed's "
              "final learned rewards, with the MARL unit's training budget and random numbers, scored with the true "
-             "rewards — mean ± std; paired gap = mean ± std of the per-seed differences to MARL; yes/NO = "
-             "|gap| ≤ the larger of the two stds. The CS policies are exact equilibria of the learned rewards "
+             "rewards — mean ± std; paired gap = mean ± std of the per-seed differences to MARL (`(n=…)`: over "
+             "fewer seeds, MARL having no finite value on the others); yes/NO = |gap| ≤ the larger of the retrained "
+             "std and MARL's std over the paired seeds. The CS policies are exact equilibria of the learned rewards "
              "already.", "", "| | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for (method, label), texts in cells.items():
         lines.append(f"| {label} | " + " | ".join(texts) + " |")
@@ -176,17 +182,21 @@ def _transfer_section(results_by_experiment: dict[str, dict], rows: list[dict]) 
 
 def _verdict(rows: list[dict], player: str, label: str, column: str, strict: bool = False) -> str:
     """'yes (gap)' / 'NO (gap)' for |method − MARL| ≤ max(std_method, std_MARL) (``strict``: ≤ std_MARL);
-    '—' if missing."""
+    '—' if missing. Means and stds are over the seeds with a finite last value; seeds left out as not finite
+    (diverged) are said after the verdict ("[not finite: 1 GSIIRL seed]"), as in the cells it compares."""
     def find(method_label):
         return next(r for r in rows if r["player"] == player and r["method"] == method_label
                     and r["experiment"] == column)
 
     ours, marl = find(label), find("MARL")
+    notes = [f"{row['not_finite']} {name} seed{'s' if row['not_finite'] > 1 else ''}"
+             for row, name in ((ours, label), (marl, "MARL")) if row["not_finite"]]
+    suffix = f" [not finite: {', '.join(notes)}]" if notes else ""
     if ours["mean"] is None or marl["mean"] is None:
-        return "—"
+        return "—" + suffix
     gap = ours["mean"] - marl["mean"]
     within = abs(gap) <= (marl["std"] if strict else max(ours["std"], marl["std"]))
-    return f"{'yes' if within else 'NO'} ({gap:+.2f})"
+    return f"{'yes' if within else 'NO'} ({gap:+.2f}){suffix}"
 
 
 def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDER, show_progress: bool = True,

@@ -200,12 +200,19 @@ def save_results(results: dict, path: Path) -> None:
 
 
 def _check_metric_lists(where: str, metrics) -> None:
+    """``metrics``: {name: [number or null, ...]}; NaN / Infinity literals (which Python's ``json`` reads and
+    writes, but the schema stores as null) are refused: they would be averaged into ``final`` as numbers and
+    make the next atomic save of a resumed run fail."""
     if not isinstance(metrics, dict):
         raise ResultsFileError(f"{where}: expected an object of metric lists")
     for key, values in metrics.items():
         if not isinstance(values, list) or not all(v is None or (isinstance(v, (int, float))
                                                                  and not isinstance(v, bool)) for v in values):
             raise ResultsFileError(f"{where}.{key}: expected a list of numbers")
+        bad = next((index for index, v in enumerate(values) if v is not None and not math.isfinite(v)), None)
+        if bad is not None:
+            raise ResultsFileError(f"{where}.{key}[{bad}]: {values[bad]!r} is not allowed (non-finite values are "
+                                   "stored as null)")
 
 
 def load_results(path: Path) -> dict:
