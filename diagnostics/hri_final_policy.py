@@ -1,0 +1,170 @@
+"""Is GSIIRL's HRI robot-return gap to MARL a policy that has not caught up with its rewards?
+
+For each seed: the MARL unit (both true rewards), the GSIIRL unit (the experiment's defaults, seeds in the
+experiment's groups, so every number equals ``gsiirl run hri``'s on the same machine), then the final
+in-run policy is
+
+* re-evaluated as it is with another PRNG key (the metric's own evaluation noise), and
+* trained further, warm-started, on its final learned rewards (θl, θe of the last iteration) for
+  ``checkpoints[-1]`` more fine-tunes of the experiment's size, evaluated after each checkpoint.
+
+If the gap were the warm-started policy lagging behind a moving θl, the continued policy would close
+it. With ``hypergradient_repeats`` = R > 0 the last iteration's SPSA hypergradient is also re-estimated R
+times with fresh random numbers from the same point (same warm starts, θ's and data): the mean over
+repeats estimates the expected direction, the spread tells how much of one iteration's step is noise. Results (docs/hri.md, "Session 21") are written atomically as JSON; a summary table is printed.
+
+    python diagnostics/hri_final_policy.py --seeds 10-19 --iters 100 --out runs/hri_final_policy.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPORTED = ("learner_return", "expert_return", "collision_rate", "goal_rate")
+_CONTINUE_STREAM, _EVALUATION_STREAM = 777, 778  # fold_in data of this study's own PRNG streams
+
+
+def final_policy_study(seeds: list[int], iterations: int, checkpoints: list[int], options: dict | None = None,
+                       progress=lambda text: None, hypergradient_repeats: int = 0) -> dict[int, dict]:
+    """Per seed {"marl": metrics, "in_run": last GSIIRL row, "continued": {n: metrics after n more fine-tunes},
+    and with ``hypergradient_repeats`` = R > 0 "hypergradients" [R, n_l] and "direct_gradients" [R, n_l]}: R
+    re-estimates of the last iteration's SPSA hypergradient (Lemma 2) and of its ∇θl f part, as lists.
+
+    ``checkpoints``: increasing fine-tune counts ≥ 0 (0 = the final policy re-evaluated with another key).
+    ``options``: HRI options overriding ``gsiirl.experiments.hri.DEFAULT_OPTIONS``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from gsiirl.algorithms.sample_based import _params, final_thetas
+    from gsiirl.algorithms.seed_batch import fold_in_each, tree_index
+    from gsiirl.experiments import hri
+    from gsiirl.experiments.runner import merge_options
+    from gsiirl.experiments.sample_units import check_seed_batch, seed_group
+
+    if not checkpoints or any(b <= a for a, b in zip(checkpoints, checkpoints[1:])) or checkpoints[0] < 0:
+        raise ValueError(f"checkpoints: expected increasing fine-tune counts >= 0, got {checkpoints}")
+    merged = merge_options(hri.DEFAULT_OPTIONS, options)
+    batch = check_seed_batch(merged)
+    _, algorithm = hri._build(hri._freeze(merged))
+    groups = sorted({seed_group(seed, batch) for seed in seeds})
+    study: dict[int, dict] = {}
+    for group in groups:
+        keys = jnp.stack([jax.random.PRNGKey(seed) for seed in group])
+        marl, _ = algorithm.run_seeds("marl", keys, iterations)
+        ops = algorithm._ops(len(group) > 1)
+        estimate, captured = ops["hypergradient"], {}
+
+        def capture(*arguments):  # the last call's arguments are the last iteration's
+            captured["arguments"] = arguments
+            return estimate(*arguments)
+
+        ops["hypergradient"] = capture
+        try:
+            histories, states = algorithm.run_seeds("gsiirl", keys, iterations)
+        finally:
+            ops["hypergradient"] = estimate
+        repeats = []
+        for r in range(hypergradient_repeats):  # arguments: p, Δ keys, training keys, states, θ's, data
+            perturbation, delta_keys, train_keys, *rest = captured["arguments"]
+            repeats.append(estimate(perturbation, fold_in_each(delta_keys, 1000 + r),
+                                    fold_in_each(train_keys, 1000 + r), *rest))
+        thetas = [final_thetas(history) for history in histories]
+        params = _params(jnp.stack([t[0] for t in thetas])[:, None], jnp.stack([t[1] for t in thetas])[:, None],
+                         0.0, 0.0)  # [S, 1]: the model policy's rewards (r_li + r_ld^θl, r_e^θe)
+        states = jax.tree_util.tree_map(lambda x: x[:, None], states)  # [S, 1, ...], as params
+        continue_keys = jnp.stack([jax.random.fold_in(k, _CONTINUE_STREAM) for k in keys])
+        evaluation_keys = jnp.stack([jax.random.fold_in(k, _EVALUATION_STREAM) for k in keys])
+        continued = {}
+        for n in range(checkpoints[-1] + 1):
+            if n in checkpoints:
+                continued[n] = algorithm._group_evaluation(ops, evaluation_keys, tree_index(states, (slice(None), 0)))
+            if n < checkpoints[-1]:
+                states, _, _ = algorithm._fine_tune(ops, fold_in_each(continue_keys, n), states, params)
+        for index, seed in enumerate(group):
+            if seed in seeds:
+                study[seed] = {"marl": marl[index][-1], "in_run": histories[index][-1],
+                               "continued": {n: continued[n][index] for n in checkpoints}}
+                if repeats:
+                    study[seed]["hypergradients"] = [np.asarray(e.hypergradient[index]).tolist() for e in repeats]
+                    study[seed]["direct_gradients"] = [np.asarray(e.learner_objective_gradient[index]).tolist()
+                                                       for e in repeats]
+        progress(f"seeds {group[0]}-{group[-1]} done")
+    return study
+
+
+def summary(study: dict[int, dict]) -> str:
+    """Mean ± std (ddof 0) over seeds and the paired gap to MARL, per metric and view (a text table)."""
+    seeds = sorted(study)
+    checkpoints = sorted(next(iter(study.values()))["continued"])
+    lines = [f"{len(seeds)} seeds: {seeds[0]}-{seeds[-1]}"]
+    for metric in REPORTED:
+        marl = np.array([study[s]["marl"][metric] for s in seeds])  # [seeds]
+        views = [("in-run (Table 1's view)", [study[s]["in_run"][metric] for s in seeds])]
+        views += [(f"same policy, other key" if n == 0 else f"+{n} fine-tunes",
+                   [study[s]["continued"][n][metric] for s in seeds]) for n in checkpoints]
+        lines.append(f"{metric}: MARL {marl.mean():.3f} ± {marl.std():.3f}")
+        for name, values in views:
+            values = np.array(values)
+            gap = values - marl
+            lines.append(f"  {name:<26} {values.mean():.3f} ± {values.std():.3f}   paired gap "
+                         f"{gap.mean():+.3f} ± {gap.std():.3f}")
+    in_run = np.array([study[s]["in_run"]["learner_return"] for s in seeds])
+    if 0 in checkpoints:
+        again = np.array([study[s]["continued"][0]["learner_return"] for s in seeds])
+        lines.append(f"evaluation noise of the robot return (same policy, two keys): mean |difference| "
+                     f"{np.abs(in_run - again).mean():.3f}, max {np.abs(in_run - again).max():.3f}")
+    if "hypergradients" in study[seeds[0]]:
+        lines.append("last iteration's hypergradient re-estimated (R repeats): θl; mean ± standard error of the mean; "
+                     "‖mean‖ / mean ‖single estimate‖ (1 = no noise); the same for ∇θl f alone")
+        for s in seeds:
+            theta_l = [study[s]["in_run"][f"theta_l_{i}"] for i in range(len(study[s]["hypergradients"][0]))]
+            parts = []
+            for name in ("hypergradients", "direct_gradients"):
+                values = np.array(study[s][name])  # [R, n_l]
+                mean, error = values.mean(axis=0), values.std(axis=0) / np.sqrt(len(values))
+                ratio = np.linalg.norm(mean) / max(np.linalg.norm(values, axis=1).mean(), 1e-12)
+                parts.append(" ".join(f"{m:+.2f}±{e:.2f}" for m, e in zip(mean, error)) + f" ({ratio:.2f})")
+            lines.append(f"  seed {s}: θl {np.round(theta_l, 2).tolist()}  ∇F {parts[0]}  ∇θl f {parts[1]}")
+    return "\n".join(lines)
+
+
+def _seed_list(text: str) -> list[int]:
+    first, _, last = text.partition("-")
+    try:
+        seeds = list(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds: expected N or N-M, got {text!r}") from None
+    if not seeds or seeds[0] < 0:
+        raise argparse.ArgumentTypeError(f"--seeds: expected non-negative N or N-M with N <= M, got {text!r}")
+    return seeds
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=_seed_list, default=_seed_list("10-19"), help="N or N-M (default 10-19)")
+    parser.add_argument("--iters", type=int, default=100, help="outer iterations (default 100)")
+    parser.add_argument("--checkpoints", default="0,1,2,5,10,25,50,100",
+                        help="fine-tune counts at which the continued policy is evaluated")
+    parser.add_argument("--hypergradient-repeats", type=int, default=16,
+                        help="re-estimates of the last iteration's hypergradient (0: none)")
+    parser.add_argument("--option", action="append", default=[], help="HRI option key=value (repeatable)")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    args = parser.parse_args(argv)
+    from gsiirl.cli.main import parse_options
+    from gsiirl.io.atomic import atomic_write_bytes
+
+    study = final_policy_study(args.seeds, args.iters, [int(n) for n in args.checkpoints.split(",")],
+                               parse_options(args.option), progress=lambda text: print(text, flush=True),
+                               hypergradient_repeats=args.hypergradient_repeats)
+    atomic_write_bytes(args.out, json.dumps({str(s): v for s, v in study.items()}, indent=1).encode())
+    print(summary(study))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The diagnostic scripts of docs/ still run against the current API and compute what they say."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "diagnostics"))
+
+TINY_HRI = {"hidden": 8, "num_envs": 4, "finetune_cycles": 1, "updates_per_cycle": 2, "minibatch_size": 16,
+            "buffer_cycles": 1, "warmup_cycles": 1, "data_episodes": 4, "evaluation_episodes": 4,
+            "seed_batch": 2, "retrain_evaluation": False}
+
+
+@pytest.mark.filterwarnings("ignore:gsiirl. outer iteration 0. the SPSA hypergradient is exactly 0")
+def test_hri_final_policy_study_matches_the_experiment_and_continues_the_final_policy(tmp_path):
+    from hri_final_policy import final_policy_study, main, summary
+
+    from gsiirl.experiments import hri
+
+    study = final_policy_study([1], 2, [0, 2], TINY_HRI, hypergradient_repeats=2)
+    assert list(study) == [1]  # seed 1 is computed in its group {0, 1} but only asked-for seeds are kept
+    # the MARL and in-run numbers are the experiment runner's own (same groups, same keys)
+    runner = hri.make_unit_runner(TINY_HRI)
+    assert study[1]["marl"]["learner_return"] == runner("marl", 1, 2, lambda k: None)["learner_return"][-1]
+    in_run = runner("gsiirl", 1, 2, lambda k: None)
+    assert study[1]["in_run"]["learner_return"] == in_run["learner_return"][-1]
+    assert study[1]["in_run"]["theta_l_0"] == in_run["theta_l_0"][-1]
+    # two more fine-tunes change the policy; 0 is the same policy under another evaluation key
+    assert set(study[1]["continued"]) == {0, 2}
+    assert study[1]["continued"][2] != study[1]["continued"][0]
+    # two re-estimates of the last hypergradient with other random numbers: [R, n_l]
+    assert np.asarray(study[1]["hypergradients"]).shape == (2, 3)
+    assert np.asarray(study[1]["direct_gradients"]).shape == (2, 3)
+    assert "paired gap" in summary(study) and "seed 1: θl" in summary(study)
+
+    out = tmp_path / "study.json"
+    main(["--seeds", "0", "--iters", "2", "--checkpoints", "0,1", "--out", str(out)]
+         + ["--hypergradient-repeats", "0"] + [f"--option={k}={v}" for k, v in TINY_HRI.items()])
+    assert set(json.loads(out.read_text())["0"]["continued"]) == {"0", "1"}
+
+
+def test_hri_final_policy_study_names_bad_checkpoints():
+    from hri_final_policy import final_policy_study
+
+    with pytest.raises(ValueError, match="checkpoints: expected increasing"):
+        final_policy_study([0], 2, [5, 2], TINY_HRI)
