@@ -11,7 +11,8 @@ in-run policy is
 If the gap were the warm-started policy lagging behind a moving θl, the continued policy would close
 it. With ``hypergradient_repeats`` = R > 0 the last iteration's SPSA hypergradient is also re-estimated R
 times with fresh random numbers from the same point (same warm starts, θ's and data): the mean over
-repeats estimates the expected direction, the spread tells how much of one iteration's step is noise. Results (docs/hri.md, "Session 21") are written atomically as JSON; a summary table is printed.
+repeats estimates the expected direction, the spread tells how much of one iteration's step is noise.
+Results (docs/hri.md, "Session 21") are written atomically as JSON; a summary table is printed.
 
     python diagnostics/hri_final_policy.py --seeds 10-19 --iters 100 --out runs/hri_final_policy.json
 """
@@ -69,17 +70,15 @@ def final_policy_study(seeds: list[int], iterations: int, checkpoints: list[int]
             histories, states = algorithm.run_seeds("gsiirl", keys, iterations)
         finally:
             ops["hypergradient"] = estimate
-        repeats = []
-        for r in range(hypergradient_repeats):  # arguments: p, Δ keys, training keys, states, θ's, data
-            perturbation, delta_keys, train_keys, *rest = captured["arguments"]
-            repeats.append(estimate(perturbation, fold_in_each(delta_keys, 1000 + r),
-                                    fold_in_each(train_keys, 1000 + r), *rest))
+        # the last iteration's p, Δ keys, training keys, then its warm starts, θ's and data
+        perturbation, delta_keys, train_keys, *rest = captured["arguments"]
+        repeats = [estimate(perturbation, fold_in_each(delta_keys, 1000 + r), fold_in_each(train_keys, 1000 + r), *rest)
+                   for r in range(hypergradient_repeats)]
         thetas = [final_thetas(history) for history in histories]
         params = _params(jnp.stack([t[0] for t in thetas])[:, None], jnp.stack([t[1] for t in thetas])[:, None],
                          0.0, 0.0)  # [S, 1]: the model policy's rewards (r_li + r_ld^θl, r_e^θe)
         states = jax.tree_util.tree_map(lambda x: x[:, None], states)  # [S, 1, ...], as params
-        continue_keys = jnp.stack([jax.random.fold_in(k, _CONTINUE_STREAM) for k in keys])
-        evaluation_keys = jnp.stack([jax.random.fold_in(k, _EVALUATION_STREAM) for k in keys])
+        continue_keys, evaluation_keys = fold_in_each(keys, _CONTINUE_STREAM), fold_in_each(keys, _EVALUATION_STREAM)
         continued = {}
         for n in range(checkpoints[-1] + 1):
             if n in checkpoints:
@@ -106,7 +105,7 @@ def summary(study: dict[int, dict]) -> str:
     for metric in REPORTED:
         marl = np.array([study[s]["marl"][metric] for s in seeds])  # [seeds]
         views = [("in-run (Table 1's view)", [study[s]["in_run"][metric] for s in seeds])]
-        views += [(f"same policy, other key" if n == 0 else f"+{n} fine-tunes",
+        views += [("same policy, other key" if n == 0 else f"+{n} fine-tunes",
                    [study[s]["continued"][n][metric] for s in seeds]) for n in checkpoints]
         lines.append(f"{metric}: MARL {marl.mean():.3f} ± {marl.std():.3f}")
         for name, values in views:
