@@ -155,3 +155,22 @@ def test_file_format_recipe_recomputes_final_and_the_table_from_a_real_results_f
         assert (float(row["mean"]), float(row["std"])) == (pytest.approx(mean), pytest.approx(std, abs=1e-12))
         assert (int(row["n"]), int(row["not_finite"]), int(row["seeds"])) == (n, not_finite, 4)
     assert namespace["table_cell"](path, "gsiirl", "learner_return")[2:] == (3, 1)
+
+
+def test_load_results_refuses_an_empty_metric_list_naming_the_field(tmp_path):
+    """An empty series has no last value: summarize() would silently leave the seed out of every cell."""
+    path = _results_file(tmp_path, [1.0, 2.0])
+    document = json.loads(path.read_text())
+    document["methods"]["marl"]["seeds"]["1"]["learner_return"] = []
+    path.write_text(json.dumps(document))
+    with pytest.raises(ResultsFileError, match=r"methods\.marl\.seeds\.1\.learner_return: expected a non-empty "
+                                               r"list of numbers, got \[\]"):
+        load_results(path)
+
+
+def test_a_unit_that_returns_an_empty_metric_series_is_refused_by_name():
+    from gsiirl.experiments.runner import _clean_metrics
+
+    assert _clean_metrics({"learner_return": [1.0, float("nan")]}) == {"learner_return": [1.0, None]}
+    with pytest.raises(ValueError, match=r"metric 'expert_return' has no values"):
+        _clean_metrics({"learner_return": [1.0], "expert_return": []})

@@ -127,6 +127,8 @@ def _clean_metrics(metrics: dict) -> dict[str, list]:
     cleaned = {}
     for key, values in metrics.items():
         array = np.asarray(values, dtype=float).reshape(-1)
+        if array.size == 0:  # a table reads each metric's last value: an empty series has none
+            raise ValueError(f"unit runner: metric {key!r} has no values (expected at least one per unit)")
         cleaned[str(key)] = [_clean_number(v) for v in array]
     return cleaned
 
@@ -200,7 +202,7 @@ def save_results(results: dict, path: Path) -> None:
 
 
 def _check_metric_lists(where: str, metrics) -> None:
-    """``metrics``: {name: [number or null, ...]}; NaN / Infinity literals (which Python's ``json`` reads and
+    """``metrics``: {name: [number or null, ...]} with at least one entry; NaN / Infinity literals (which Python's ``json`` reads and
     writes, but the schema stores as null) are refused: they would be averaged into ``final`` as numbers and
     make the next atomic save of a resumed run fail."""
     if not isinstance(metrics, dict):
@@ -209,6 +211,8 @@ def _check_metric_lists(where: str, metrics) -> None:
         if not isinstance(values, list) or not all(v is None or (isinstance(v, (int, float))
                                                                  and not isinstance(v, bool)) for v in values):
             raise ResultsFileError(f"{where}.{key}: expected a list of numbers")
+        if not values:  # summarize() reads the last value; an empty list would silently drop the seed
+            raise ResultsFileError(f"{where}.{key}: expected a non-empty list of numbers, got []")
         bad = next((index for index, v in enumerate(values) if v is not None and not math.isfinite(v)), None)
         if bad is not None:
             raise ResultsFileError(f"{where}.{key}[{bad}]: {values[bad]!r} is not allowed (non-finite values are "
