@@ -12,6 +12,9 @@ If the gap were the warm-started policy lagging behind a moving θl, the continu
 it. With ``hypergradient_repeats`` = R > 0 the last iteration's SPSA hypergradient is also re-estimated R
 times with fresh random numbers from the same point (same warm starts, θ's and data): the mean over
 repeats estimates the expected direction, the spread tells how much of one iteration's step is noise.
+With ``precise_episodes`` = N > 0 the final MARL and GSIIRL policies are also evaluated with N episodes,
+greedy (Table 1's view) and stochastic (the view of f, which SPSA estimates), one key per seed shared by
+both methods (docs/hri.md, "Session 22").
 Results (docs/hri.md, "Session 21") are written atomically as JSON; a summary table is printed.
 
     python diagnostics/hri_final_policy.py --seeds 10-19 --iters 100 --out runs/hri_final_policy.json
@@ -27,14 +30,18 @@ from pathlib import Path
 import numpy as np
 
 REPORTED = ("learner_return", "expert_return", "collision_rate", "goal_rate")
-_CONTINUE_STREAM, _EVALUATION_STREAM = 777, 778  # fold_in data of this study's own PRNG streams
+_CONTINUE_STREAM, _EVALUATION_STREAM, _PRECISE_STREAM = 777, 778, 999  # fold_in data of this study's PRNG streams
+PRECISE = ("learner_return", "upper_objective", "expert_return", "collision_rate", "goal_rate")
 
 
 def final_policy_study(seeds: list[int], iterations: int, checkpoints: list[int], options: dict | None = None,
-                       progress=lambda text: None, hypergradient_repeats: int = 0) -> dict[int, dict]:
+                       progress=lambda text: None, hypergradient_repeats: int = 0,
+                       precise_episodes: int = 0) -> dict[int, dict]:
     """Per seed {"marl": metrics, "in_run": last GSIIRL row, "continued": {n: metrics after n more fine-tunes},
     and with ``hypergradient_repeats`` = R > 0 "hypergradients" [R, n_l] and "direct_gradients" [R, n_l]}: R
-    re-estimates of the last iteration's SPSA hypergradient (Lemma 2) and of its ∇θl f part, as lists.
+    re-estimates of the last iteration's SPSA hypergradient (Lemma 2) and of its ∇θl f part, as lists; with
+    ``precise_episodes`` = N > 0 "precise": {"marl" | "gsiirl": {"greedy" | "stochastic": metrics of the final
+    policy over N episodes}} (:data:`PRECISE`; ``upper_objective`` is the discounted robot return, f of eq. 2).
 
     ``checkpoints``: increasing fine-tune counts ≥ 0 (0 = the final policy re-evaluated with another key).
     ``options``: HRI options overriding ``gsiirl.experiments.hri.DEFAULT_OPTIONS``.
@@ -50,6 +57,8 @@ def final_policy_study(seeds: list[int], iterations: int, checkpoints: list[int]
 
     if not checkpoints or any(b <= a for a, b in zip(checkpoints, checkpoints[1:])) or checkpoints[0] < 0:
         raise ValueError(f"checkpoints: expected increasing fine-tune counts >= 0, got {checkpoints}")
+    if isinstance(precise_episodes, bool) or not isinstance(precise_episodes, int) or precise_episodes < 0:
+        raise ValueError(f"precise_episodes: expected an integer >= 0, got {precise_episodes!r}")
     merged = merge_options(hri.DEFAULT_OPTIONS, options)
     batch = check_seed_batch(merged)
     _, algorithm = hri._build(hri._freeze(merged))
@@ -57,7 +66,7 @@ def final_policy_study(seeds: list[int], iterations: int, checkpoints: list[int]
     study: dict[int, dict] = {}
     for group in groups:
         keys = jnp.stack([jax.random.PRNGKey(seed) for seed in group])
-        marl, _ = algorithm.run_seeds("marl", keys, iterations)
+        marl, marl_states = algorithm.run_seeds("marl", keys, iterations)
         ops = algorithm._ops(len(group) > 1)
         estimate, captured = ops["hypergradient"], {}
 
@@ -77,6 +86,15 @@ def final_policy_study(seeds: list[int], iterations: int, checkpoints: list[int]
         thetas = [final_thetas(history) for history in histories]
         params = _params(jnp.stack([t[0] for t in thetas])[:, None], jnp.stack([t[1] for t in thetas])[:, None],
                          0.0, 0.0)  # [S, 1]: the model policy's rewards (r_li + r_ld^θl, r_e^θe)
+        precise = {}
+        if precise_episodes:
+            precise_keys = fold_in_each(keys, _PRECISE_STREAM)  # one key per seed, the same for both methods
+            for method, final in (("marl", marl_states), ("gsiirl", states)):
+                for view, greedy in (("greedy", True), ("stochastic", False)):
+                    measured = jax.jit(jax.vmap(lambda key, actor: algorithm._measure_impl(
+                        key, actor, greedy, precise_episodes)))(precise_keys, final.actor)
+                    precise.setdefault(method, {})[view] = {name: np.asarray(measured[name]).tolist()
+                                                            for name in PRECISE}
         states = jax.tree_util.tree_map(lambda x: x[:, None], states)  # [S, 1, ...], as params
         continue_keys, evaluation_keys = fold_in_each(keys, _CONTINUE_STREAM), fold_in_each(keys, _EVALUATION_STREAM)
         continued = {}
@@ -89,6 +107,10 @@ def final_policy_study(seeds: list[int], iterations: int, checkpoints: list[int]
             if seed in seeds:
                 study[seed] = {"marl": marl[index][-1], "in_run": histories[index][-1],
                                "continued": {n: continued[n][index] for n in checkpoints}}
+                if precise:
+                    study[seed]["precise"] = {method: {view: {name: values[index] for name, values in metrics.items()}
+                                                       for view, metrics in views.items()}
+                                              for method, views in precise.items()}
                 if repeats:
                     study[seed]["hypergradients"] = [np.asarray(e.hypergradient[index]).tolist() for e in repeats]
                     study[seed]["direct_gradients"] = [np.asarray(e.learner_objective_gradient[index]).tolist()
@@ -118,6 +140,14 @@ def summary(study: dict[int, dict]) -> str:
         again = np.array([study[s]["continued"][0]["learner_return"] for s in seeds])
         lines.append(f"evaluation noise of the robot return (same policy, two keys): mean |difference| "
                      f"{np.abs(in_run - again).mean():.3f}, max {np.abs(in_run - again).max():.3f}")
+    if "precise" in study[seeds[0]]:
+        lines.append("final policies evaluated precisely (MARL, GSIIRL, paired gap; upper_objective = discounted robot return):")
+        for name in PRECISE:
+            for view in ("greedy", "stochastic"):
+                marl = np.array([study[s]["precise"]["marl"][view][name] for s in seeds])
+                gsiirl = np.array([study[s]["precise"]["gsiirl"][view][name] for s in seeds])
+                lines.append(f"  {name} {view:<10} {marl.mean():.3f} ± {marl.std():.3f}   {gsiirl.mean():.3f} ± "
+                             f"{gsiirl.std():.3f}   {np.mean(gsiirl - marl):+.3f} ± {np.std(gsiirl - marl):.3f}")
     if "hypergradients" in study[seeds[0]]:
         lines.append("last iteration's hypergradient re-estimated (R repeats): θl; mean ± standard error of the mean; "
                      "‖mean‖ / mean ‖single estimate‖ (1 = no noise); the same for ∇θl f alone")
@@ -152,6 +182,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="fine-tune counts at which the continued policy is evaluated")
     parser.add_argument("--hypergradient-repeats", type=int, default=16,
                         help="re-estimates of the last iteration's hypergradient (0: none)")
+    parser.add_argument("--precise-episodes", type=int, default=0,
+                        help="also evaluate the final MARL and GSIIRL policies, greedy and stochastic, with this "
+                             "many episodes (0: not)")
     parser.add_argument("--option", action="append", default=[], help="HRI option key=value (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     args = parser.parse_args(argv)
@@ -160,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
 
     study = final_policy_study(args.seeds, args.iters, [int(n) for n in args.checkpoints.split(",")],
                                parse_options(args.option), progress=lambda text: print(text, flush=True),
-                               hypergradient_repeats=args.hypergradient_repeats)
+                               hypergradient_repeats=args.hypergradient_repeats,
+                               precise_episodes=args.precise_episodes)
     atomic_write_bytes(args.out, json.dumps({str(s): v for s, v in study.items()}, indent=1).encode())
     print(summary(study))
 

@@ -47,3 +47,29 @@ def test_hri_final_policy_study_names_bad_checkpoints():
 
     with pytest.raises(ValueError, match="checkpoints: expected increasing"):
         final_policy_study([0], 2, [5, 2], TINY_HRI)
+    with pytest.raises(ValueError, match="precise_episodes: expected an integer >= 0"):
+        final_policy_study([0], 2, [0], TINY_HRI, precise_episodes=-1)
+
+
+@pytest.mark.filterwarnings("ignore:gsiirl. outer iteration 0. the SPSA hypergradient is exactly 0")
+def test_hri_final_policy_precise_view_evaluates_the_final_policies_before_they_are_continued():
+    import jax
+
+    from hri_final_policy import _PRECISE_STREAM, PRECISE, final_policy_study, summary
+
+    from gsiirl.experiments import hri
+    from gsiirl.experiments.runner import merge_options
+
+    study = final_policy_study([1], 2, [0, 1], TINY_HRI, precise_episodes=64)
+    precise = study[1]["precise"]
+    assert set(precise) == {"marl", "gsiirl"} and set(precise["marl"]) == {"greedy", "stochastic"}
+    assert set(precise["gsiirl"]["greedy"]) == set(PRECISE)
+    assert precise["gsiirl"]["greedy"] != precise["gsiirl"]["stochastic"]
+    # ground truth: the same evaluation of the experiment's own final MARL policy of seed 1 (group {0, 1})
+    _, algorithm = hri._build(hri._freeze(merge_options(hri.DEFAULT_OPTIONS, TINY_HRI)))
+    keys = jax.numpy.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])
+    _, states = algorithm.run_seeds("marl", keys, 2)
+    actor = jax.tree_util.tree_map(lambda x: x[1], states.actor)
+    expected = algorithm._measure_impl(jax.random.fold_in(keys[1], _PRECISE_STREAM), actor, True, 64)
+    assert precise["marl"]["greedy"]["learner_return"] == pytest.approx(float(expected["learner_return"]), abs=1e-5)
+    assert "final policies evaluated precisely" in summary(study)
