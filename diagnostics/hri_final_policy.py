@@ -30,8 +30,7 @@ from pathlib import Path
 import numpy as np
 
 REPORTED = ("learner_return", "expert_return", "collision_rate", "goal_rate")
-_CONTINUE_STREAM, _EVALUATION_STREAM, _PRECISE_STREAM = 777, 778, 999  # fold_in data of this study's PRNG streams
-PRECISE = ("learner_return", "upper_objective", "expert_return", "collision_rate", "goal_rate")
+_CONTINUE_STREAM, _EVALUATION_STREAM = 777, 778  # fold_in data of this study's own PRNG streams
 
 
 def final_policy_study(seeds: list[int], iterations: int, checkpoints: list[int], options: dict | None = None,
@@ -41,7 +40,8 @@ def final_policy_study(seeds: list[int], iterations: int, checkpoints: list[int]
     and with ``hypergradient_repeats`` = R > 0 "hypergradients" [R, n_l] and "direct_gradients" [R, n_l]}: R
     re-estimates of the last iteration's SPSA hypergradient (Lemma 2) and of its ∇θl f part, as lists; with
     ``precise_episodes`` = N > 0 "precise": {"marl" | "gsiirl": {"greedy" | "stochastic": metrics of the final
-    policy over N episodes}} (:data:`PRECISE`; ``upper_objective`` is the discounted robot return, f of eq. 2).
+    policy over N episodes}} (``precise_evaluation.METRICS["hri"]``; ``upper_objective`` is the discounted robot
+    return, f of eq. 2; keys as :func:`precise_evaluation.precise_views`).
 
     ``checkpoints``: increasing fine-tune counts ≥ 0 (0 = the final policy re-evaluated with another key).
     ``options``: HRI options overriding ``gsiirl.experiments.hri.DEFAULT_OPTIONS``.
@@ -54,6 +54,7 @@ def final_policy_study(seeds: list[int], iterations: int, checkpoints: list[int]
     from gsiirl.experiments import hri
     from gsiirl.experiments.runner import merge_options
     from gsiirl.experiments.sample_units import check_seed_batch, seed_group
+    from precise_evaluation import METRICS, precise_views
 
     if not checkpoints or any(b <= a for a, b in zip(checkpoints, checkpoints[1:])) or checkpoints[0] < 0:
         raise ValueError(f"checkpoints: expected increasing fine-tune counts >= 0, got {checkpoints}")
@@ -87,14 +88,9 @@ def final_policy_study(seeds: list[int], iterations: int, checkpoints: list[int]
         params = _params(jnp.stack([t[0] for t in thetas])[:, None], jnp.stack([t[1] for t in thetas])[:, None],
                          0.0, 0.0)  # [S, 1]: the model policy's rewards (r_li + r_ld^θl, r_e^θe)
         precise = {}
-        if precise_episodes:
-            precise_keys = fold_in_each(keys, _PRECISE_STREAM)  # one key per seed, the same for both methods
-            for method, final in (("marl", marl_states), ("gsiirl", states)):
-                for view, greedy in (("greedy", True), ("stochastic", False)):
-                    measured = jax.jit(jax.vmap(lambda key, actor: algorithm._measure_impl(
-                        key, actor, greedy, precise_episodes)))(precise_keys, final.actor)
-                    precise.setdefault(method, {})[view] = {name: np.asarray(measured[name]).tolist()
-                                                            for name in PRECISE}
+        if precise_episodes:  # one key per seed, the same for both methods
+            precise = {method: precise_views(algorithm, keys, final.actor, precise_episodes, METRICS["hri"])
+                       for method, final in (("marl", marl_states), ("gsiirl", states))}
         states = jax.tree_util.tree_map(lambda x: x[:, None], states)  # [S, 1, ...], as params
         continue_keys, evaluation_keys = fold_in_each(keys, _CONTINUE_STREAM), fold_in_each(keys, _EVALUATION_STREAM)
         continued = {}
@@ -141,13 +137,11 @@ def summary(study: dict[int, dict]) -> str:
         lines.append(f"evaluation noise of the robot return (same policy, two keys): mean |difference| "
                      f"{np.abs(in_run - again).mean():.3f}, max {np.abs(in_run - again).max():.3f}")
     if "precise" in study[seeds[0]]:
-        lines.append("final policies evaluated precisely (MARL, GSIIRL, paired gap; upper_objective = discounted robot return):")
-        for name in PRECISE:
-            for view in ("greedy", "stochastic"):
-                marl = np.array([study[s]["precise"]["marl"][view][name] for s in seeds])
-                gsiirl = np.array([study[s]["precise"]["gsiirl"][view][name] for s in seeds])
-                lines.append(f"  {name} {view:<10} {marl.mean():.3f} ± {marl.std():.3f}   {gsiirl.mean():.3f} ± "
-                             f"{gsiirl.std():.3f}   {np.mean(gsiirl - marl):+.3f} ± {np.std(gsiirl - marl):.3f}")
+        from precise_evaluation import summary as precise_summary
+
+        lines.append("final policies evaluated precisely (upper_objective = f, the discounted robot return):")
+        lines.append(precise_summary({s: {"in_run": {"marl": study[s]["marl"], "gsiirl": study[s]["in_run"]},
+                                          "precise": study[s]["precise"]} for s in seeds}))
     if "hypergradients" in study[seeds[0]]:
         lines.append("last iteration's hypergradient re-estimated (R repeats): θl; mean ± standard error of the mean; "
                      "‖mean‖ / mean ‖single estimate‖ (1 = no noise); the same for ∇θl f alone")

@@ -55,7 +55,8 @@ def test_hri_final_policy_study_names_bad_checkpoints():
 def test_hri_final_policy_precise_view_evaluates_the_final_policies_before_they_are_continued():
     import jax
 
-    from hri_final_policy import _PRECISE_STREAM, PRECISE, final_policy_study, summary
+    from hri_final_policy import final_policy_study, summary
+    from precise_evaluation import METRICS, PRECISE_STREAM
 
     from gsiirl.experiments import hri
     from gsiirl.experiments.runner import merge_options
@@ -63,13 +64,46 @@ def test_hri_final_policy_precise_view_evaluates_the_final_policies_before_they_
     study = final_policy_study([1], 2, [0, 1], TINY_HRI, precise_episodes=64)
     precise = study[1]["precise"]
     assert set(precise) == {"marl", "gsiirl"} and set(precise["marl"]) == {"greedy", "stochastic"}
-    assert set(precise["gsiirl"]["greedy"]) == set(PRECISE)
+    assert set(precise["gsiirl"]["greedy"]) == set(METRICS["hri"])
     assert precise["gsiirl"]["greedy"] != precise["gsiirl"]["stochastic"]
     # ground truth: the same evaluation of the experiment's own final MARL policy of seed 1 (group {0, 1})
     _, algorithm = hri._build(hri._freeze(merge_options(hri.DEFAULT_OPTIONS, TINY_HRI)))
     keys = jax.numpy.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])
     _, states = algorithm.run_seeds("marl", keys, 2)
     actor = jax.tree_util.tree_map(lambda x: x[1], states.actor)
-    expected = algorithm._measure_impl(jax.random.fold_in(keys[1], _PRECISE_STREAM), actor, True, 64)
+    expected = algorithm._measure_impl(jax.random.fold_in(keys[1], PRECISE_STREAM), actor, True, 64)
     assert precise["marl"]["greedy"]["learner_return"] == pytest.approx(float(expected["learner_return"]), abs=1e-5)
     assert "final policies evaluated precisely" in summary(study)
+
+
+@pytest.mark.filterwarnings("ignore:gsiirl. outer iteration 0. the SPSA hypergradient is exactly 0")
+def test_precise_evaluation_keeps_the_in_run_numbers_and_shares_keys_between_methods(tmp_path):
+    from precise_evaluation import main, precise_study, summary
+
+    from gsiirl.experiments import hri
+
+    study = precise_study("hri", [1], 2, 32, ("marl", "gsiirl"), TINY_HRI)
+    runner = hri.make_unit_runner(TINY_HRI)
+    for method in ("marl", "gsiirl"):  # the in-run rows are the experiment runner's (same groups and keys)
+        assert study[1]["in_run"][method]["learner_return"] == runner(method, 1, 2, lambda k: None)["learner_return"][-1]
+    views = study[1]["precise"]["marl"]
+    assert set(views) == {"greedy", "stochastic"} and views["greedy"] != views["stochastic"]
+    assert 0.0 <= views["greedy"]["collision_rate"] <= 1.0
+    text = summary(study)
+    assert "learner_return, in-run (Table 1)" in text and "gsiirl" in text and "below" in text
+
+    out = tmp_path / "precise.json"
+    main(["--experiment", "hri", "--seeds", "0", "--iters", "2", "--episodes", "16", "--methods", "marl",
+          "--out", str(out)] + [f"--option={k}={v}" for k, v in TINY_HRI.items()])
+    assert set(json.loads(out.read_text())["0"]["precise"]) == {"marl"}
+
+
+def test_precise_evaluation_names_bad_arguments():
+    from precise_evaluation import precise_study
+
+    with pytest.raises(ValueError, match="episodes: expected a positive integer"):
+        precise_study("hri", [0], 2, 0, options=TINY_HRI)
+    with pytest.raises(ValueError, match="methods: expected 'marl'"):
+        precise_study("hri", [0], 2, 8, ("gsiirl",), TINY_HRI)
+    with pytest.raises(ValueError, match="experiment: expected one of"):
+        precise_study("security", [0], 2, 8, options=TINY_HRI)
