@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from precise_evaluation import METRICS, precise_views, seed_list
+from precise_evaluation import summary as precise_summary
+
 REPORTED = ("learner_return", "expert_return", "collision_rate", "goal_rate")
 _CONTINUE_STREAM, _EVALUATION_STREAM = 777, 778  # fold_in data of this study's own PRNG streams
 
@@ -54,7 +57,6 @@ def final_policy_study(seeds: list[int], iterations: int, checkpoints: list[int]
     from gsiirl.experiments import hri
     from gsiirl.experiments.runner import merge_options
     from gsiirl.experiments.sample_units import check_seed_batch, seed_group
-    from precise_evaluation import METRICS, precise_views
 
     if not checkpoints or any(b <= a for a, b in zip(checkpoints, checkpoints[1:])) or checkpoints[0] < 0:
         raise ValueError(f"checkpoints: expected increasing fine-tune counts >= 0, got {checkpoints}")
@@ -137,8 +139,6 @@ def summary(study: dict[int, dict]) -> str:
         lines.append(f"evaluation noise of the robot return (same policy, two keys): mean |difference| "
                      f"{np.abs(in_run - again).mean():.3f}, max {np.abs(in_run - again).max():.3f}")
     if "precise" in study[seeds[0]]:
-        from precise_evaluation import summary as precise_summary
-
         lines.append("final policies evaluated precisely (upper_objective = f, the discounted robot return):")
         lines.append(precise_summary({s: {"in_run": {"marl": study[s]["marl"], "gsiirl": study[s]["in_run"]},
                                           "precise": study[s]["precise"]} for s in seeds}))
@@ -157,20 +157,9 @@ def summary(study: dict[int, dict]) -> str:
     return "\n".join(lines)
 
 
-def _seed_list(text: str) -> list[int]:
-    first, _, last = text.partition("-")
-    try:
-        seeds = list(range(int(first), int(last or first) + 1))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds: expected N or N-M, got {text!r}") from None
-    if not seeds or seeds[0] < 0:
-        raise argparse.ArgumentTypeError(f"--seeds: expected non-negative N or N-M with N <= M, got {text!r}")
-    return seeds
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=_seed_list, default=_seed_list("10-19"), help="N or N-M (default 10-19)")
+    parser.add_argument("--seeds", type=seed_list, default=seed_list("10-19"), help="N or N-M (default 10-19)")
     parser.add_argument("--iters", type=int, default=100, help="outer iterations (default 100)")
     parser.add_argument("--checkpoints", default="0,1,2,5,10,25,50,100",
                         help="fine-tune counts at which the continued policy is evaluated")

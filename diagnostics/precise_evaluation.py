@@ -115,7 +115,8 @@ def summary(study: dict[int, dict]) -> str:
     return "\n".join(lines)
 
 
-def _seed_list(text: str) -> list[int]:
+def seed_list(text: str) -> list[int]:
+    """``--seeds`` of the diagnostics: "N" or "N-M" (inclusive) -> [N, ..., M]."""
     first, _, last = text.partition("-")
     try:
         seeds = list(range(int(first), int(last or first) + 1))
@@ -129,7 +130,7 @@ def _seed_list(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", choices=sorted(METRICS), required=True)
-    parser.add_argument("--seeds", type=_seed_list, default=_seed_list("0-9"), help="N or N-M (default 0-9)")
+    parser.add_argument("--seeds", type=seed_list, default=seed_list("0-9"), help="N or N-M (default 0-9)")
     parser.add_argument("--iters", type=int, default=None, help="outer iterations (default: MPE 50, HRI 100)")
     parser.add_argument("--episodes", type=int, default=4096, help="episodes per precise evaluation")
     parser.add_argument("--methods", default="marl,gsiirl", help="comma-separated, MARL included")
