@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from precise_evaluation import METRICS, precise_views, seed_list
+from precise_evaluation import METRICS, experiment_algorithm, precise_views, seed_list
 from precise_evaluation import summary as precise_summary
 
 REPORTED = ("learner_return", "expert_return", "collision_rate", "goal_rate")
@@ -54,17 +54,13 @@ def final_policy_study(seeds: list[int], iterations: int, checkpoints: list[int]
 
     from gsiirl.algorithms.sample_based import _params, final_thetas
     from gsiirl.algorithms.seed_batch import fold_in_each, tree_index
-    from gsiirl.experiments import hri
-    from gsiirl.experiments.runner import merge_options
-    from gsiirl.experiments.sample_units import check_seed_batch, seed_group
+    from gsiirl.experiments.sample_units import seed_group
 
     if not checkpoints or any(b <= a for a, b in zip(checkpoints, checkpoints[1:])) or checkpoints[0] < 0:
         raise ValueError(f"checkpoints: expected increasing fine-tune counts >= 0, got {checkpoints}")
     if isinstance(precise_episodes, bool) or not isinstance(precise_episodes, int) or precise_episodes < 0:
         raise ValueError(f"precise_episodes: expected an integer >= 0, got {precise_episodes!r}")
-    merged = merge_options(hri.DEFAULT_OPTIONS, options)
-    batch = check_seed_batch(merged)
-    _, algorithm = hri._build(hri._freeze(merged))
+    algorithm, batch = experiment_algorithm("hri", options)
     groups = sorted({seed_group(seed, batch) for seed in seeds})
     study: dict[int, dict] = {}
     for group in groups:

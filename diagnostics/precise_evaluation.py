@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     from gsiirl.cli.main import parse_options
     from gsiirl.io.atomic import atomic_write_bytes
 
-    iterations = args.iters or {"mpe": 50, "hri": 100}[args.experiment]
+    iterations = {"mpe": 50, "hri": 100}[args.experiment] if args.iters is None else args.iters
     study = precise_study(args.experiment, args.seeds, iterations, args.episodes, tuple(args.methods.split(",")),
                           parse_options(args.option), progress=lambda text: print(text, flush=True))
     atomic_write_bytes(args.out, json.dumps({str(s): v for s, v in study.items()}, indent=1).encode())
