@@ -202,9 +202,9 @@ def save_results(results: dict, path: Path) -> None:
 
 
 def _check_metric_lists(where: str, metrics) -> None:
-    """``metrics``: {name: [number or null, ...]} with at least one entry; NaN / Infinity literals (which Python's ``json`` reads and
-    writes, but the schema stores as null) are refused: they would be averaged into ``final`` as numbers and
-    make the next atomic save of a resumed run fail."""
+    """``metrics``: {name: [number or null, ...]} with at least one entry. NaN / Infinity literals (which
+    Python's ``json`` reads and writes, but the schema stores as null) are refused: they would be averaged
+    into ``final`` as numbers and make the next atomic save of a resumed run fail."""
     if not isinstance(metrics, dict):
         raise ResultsFileError(f"{where}: expected an object of metric lists")
     for key, values in metrics.items():
