@@ -4,8 +4,10 @@ For ``--experiment mpe`` or ``hri``: each method's units run exactly as ``gsiirl
 (the experiment's seed groups, PRNG key ``PRNGKey(seed)``, its default options plus ``--option``), so the
 in-run numbers are Table 1's; then every final joint policy is evaluated with N episodes, greedy (Table 1's
 view, which uses the option ``evaluation_episodes``, 256) and stochastic (the view of f, eq. 2, which the
-SPSA estimate uses), with one key per seed that all methods share. Written atomically as JSON; a summary
-with paired gaps to MARL is printed (docs/mpe.md and docs/hri.md, "Session 22").
+SPSA estimate uses), with one key per seed that all methods share. GSIIRL's interaction pair (the learner's
+policy met by the simulated expert's true-reward response, its ``interaction_*`` metrics) is evaluated the same
+way as the pseudo-method ``gsiirl_interaction``. Written atomically as JSON; a summary with paired gaps to MARL
+is printed (docs/mpe.md and docs/hri.md, "Session 22" and "Session 23").
 
     python diagnostics/precise_evaluation.py --experiment mpe --seeds 0-4 --episodes 4096 --out runs/p.json
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 PRECISE_STREAM = 999  # fold_in data of the precise evaluation's keys (a stream no run uses)
+INTERACTION = "gsiirl_interaction"  # GSIIRL's interaction pair, reported like a method
 METRICS = {"mpe": ("learner_return", "upper_objective", "expert_return"),
            "hri": ("learner_return", "upper_objective", "expert_return", "collision_rate", "goal_rate")}
 
@@ -75,9 +78,16 @@ def precise_study(experiment: str, seeds: list[int], iterations: int, episodes: 
         keys = jnp.stack([jax.random.PRNGKey(seed) for seed in group])
         in_run, precise = {}, {}
         for method in methods:
-            histories, states = algorithm.run_seeds(method, keys, iterations)
+            histories, states = algorithm.run_seeds(method, keys, iterations,
+                                                    final_pair="both" if method == "gsiirl" else "model")
             in_run[method] = [history[-1] for history in histories]
-            precise[method] = precise_views(algorithm, keys, states.actor, episodes, METRICS[experiment])
+            pairs = {method: states} if method != "gsiirl" else {method: states["model"], INTERACTION: states["interaction"]}
+            if method == "gsiirl":
+                prefix = "interaction_"
+                in_run[INTERACTION] = [{name[len(prefix):]: value for name, value in row.items()
+                                        if name.startswith(prefix)} for row in in_run[method]]
+            for name, pair in pairs.items():
+                precise[name] = precise_views(algorithm, keys, pair.actor, episodes, METRICS[experiment])
             progress(f"seeds {group[0]}-{group[-1]}: {method} done")
         for index, seed in enumerate(group):
             if seed in seeds:

@@ -86,11 +86,16 @@ def test_precise_evaluation_keeps_the_in_run_numbers_and_shares_keys_between_met
     runner = hri.make_unit_runner(TINY_HRI)
     for method in ("marl", "gsiirl"):  # the in-run rows are the experiment runner's (same groups and keys)
         assert study[1]["in_run"][method]["learner_return"] == runner(method, 1, 2, lambda k: None)["learner_return"][-1]
+    # GSIIRL's interaction pair as a pseudo-method: its in-run row is the runner's interaction_* metrics
+    gsiirl_run = runner("gsiirl", 1, 2, lambda k: None)
+    assert study[1]["in_run"]["gsiirl_interaction"]["collision_rate"] == gsiirl_run["interaction_collision_rate"][-1]
+    assert set(study[1]["precise"]) == {"marl", "gsiirl", "gsiirl_interaction"}
+    assert study[1]["precise"]["gsiirl_interaction"] != study[1]["precise"]["gsiirl"]
     views = study[1]["precise"]["marl"]
     assert set(views) == {"greedy", "stochastic"} and views["greedy"] != views["stochastic"]
     assert 0.0 <= views["greedy"]["collision_rate"] <= 1.0
     text = summary(study)
-    assert "learner_return, in-run (Table 1)" in text and "gsiirl" in text and "below" in text
+    assert "learner_return, in-run (Table 1)" in text and "gsiirl_interaction" in text and "below" in text
 
     out = tmp_path / "precise.json"
     main(["--experiment", "hri", "--seeds", "0", "--iters", "2", "--episodes", "16", "--methods", "marl",

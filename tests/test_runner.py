@@ -228,6 +228,27 @@ def test_summary_text_by_hand():
     # GSIIRL: learner 1.250 ± 0.750; paired learner gaps 0.5 - 1 and 2 - 3 -> -0.750 ± 0.250; expert gaps -1, +1
     assert ours[:4] == ["gsiirl", "1.250", "±", "0.750"] and "n/a" in ours
     assert ours[-6:] == ["-0.750", "±", "0.250", "0.000", "±", "1.000"]
+    assert len(lines) == 3  # no interaction metrics, no interaction row
+
+
+def test_summary_text_adds_the_interaction_row_with_its_own_gaps():
+    from gsiirl.algorithms.sample_based import INTERACTION_PREFIX
+
+    assert runner.INTERACTION_PREFIX == INTERACTION_PREFIX
+    seeds = {"0": {"learner_return": [1.0], "expert_return": [-1.0]}, "1": {"learner_return": [3.0], "expert_return": [-3.0]}}
+    ours = {"0": {"learner_return": [0.5], "expert_return": [-2.0], "interaction_learner_return": [1.5],
+                  "interaction_expert_return": [-1.0]},
+            "1": {"learner_return": [2.0], "expert_return": [-2.0], "interaction_learner_return": [2.5],
+                  "interaction_expert_return": [-4.0]}}
+    results = {"methods": {"marl": {"seeds": seeds}, "gsiirl": {"seeds": ours}}}
+    for block in results["methods"].values():
+        block["final"] = summarize(block["seeds"])
+    lines = runner.summary_text(results).splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["marl", "gsiirl", "gsiirl"]
+    row = lines[3].split()
+    # interaction learner 2.000 ± 0.500; gaps +0.5 and -0.5 -> 0.000 ± 0.500; expert gaps 0 and -1 -> -0.5 ± 0.5
+    assert row[:6] == ["gsiirl", "interaction", "2.000", "±", "0.500", "-2.500"]
+    assert row[-6:] == ["0.000", "±", "0.500", "-0.500", "±", "0.500"]
 
 
 def test_mean_std_text_one_seed_shows_the_mean_alone():

@@ -244,3 +244,36 @@ def test_outer_step_follows_the_hypergradient(tiny):
     for k in range(2):
         np.testing.assert_allclose(np.linalg.norm(thetas[k + 1] - thetas[k]), 0.1 * min(norms[k], 2.0),
                                    rtol=1e-4, atol=1e-7)
+
+
+def test_interaction_metrics_score_the_learner_policy_met_by_the_true_expert(tiny):
+    """GSIIRL's ``interaction_*`` rows are the interaction pair — the learner's policy for θl met by the
+    simulated expert trained on its TRUE r_e — scored like the reported rows of the model pair π^{θl,θe},
+    on the same start states. Ground truth: the last row against an independent evaluation of the two
+    final pairs (``final_pair="both"``) with the documented key; the passive methods have no interaction,
+    no such rows, and refuse ``final_pair="interaction"`` by name."""
+    from gsiirl.algorithms.seed_batch import fold_in_each, split_each
+
+    key = jax.random.PRNGKey(5)
+    history, pairs = tiny.run("gsiirl", key, 2, final_pair="both")
+    loop_key = split_each(key[None], 3)[:, 2]  # init, warm-up, loop keys (Algorithm 1's order in _run_gsiirl)
+    evaluation_key = split_each(fold_in_each(loop_key, 1), 4)[0, 3]  # iteration 1's evaluation key
+    names = ("learner_return", "expert_return", "episode_length")
+    for pair, prefix in (("interaction", "interaction_"), ("model", "")):
+        expected = tiny._measure_impl(evaluation_key, pairs[pair].actor, tiny.config.greedy_evaluation,
+                                      tiny.config.evaluation_episodes)
+        for name in names:
+            assert history[-1][prefix + name] == pytest.approx(float(expected[name]), abs=1e-5), prefix + name
+    assert any(history[-1]["interaction_" + name] != history[-1][name] for name in names)  # two policies
+    _, model = tiny.run("gsiirl", key, 2)  # the default return is the model pair, bit for bit
+    _, interaction = tiny.run("gsiirl", key, 2, final_pair="interaction")
+    for default, chosen in ((model, pairs["model"]), (interaction, pairs["interaction"])):
+        assert all(bool(jnp.array_equal(a, b)) for a, b in zip(jax.tree_util.tree_leaves(default),
+                                                              jax.tree_util.tree_leaves(chosen)))
+    for method in ("marl", "ma-irl"):
+        (passive, *_), _ = tiny.run(method, key, 1)
+        assert not any(name.startswith("interaction_") for name in passive)
+        with pytest.raises(ValueError, match="final_pair: expected one of \\['model'\\] for method"):
+            tiny.run(method, key, 1, final_pair="interaction")
+    with pytest.raises(ValueError, match="final_pair"):
+        tiny.run("gsiirl", key, 1, final_pair="expert")

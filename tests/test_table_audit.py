@@ -75,6 +75,27 @@ def test_reward_transfer_survives_a_marl_seed_without_the_metric():
     assert _row(markdown, "**Reward transfer**", "GSIIRL")[0] == "0.50 ± 0.00; paired gap +0.50 ± 0.00 (n=1), NO"
 
 
+def test_interaction_section_pairs_gsiirl_interaction_with_marl_and_appears_only_with_the_metric():
+    marl = {"0": {"learner_return": [1.0], "expert_return": [-1.0]}, "1": {"learner_return": [3.0], "expert_return": [-3.0]}}
+    plain = {s: {"learner_return": [0.0], "expert_return": [0.0]} for s in ("0", "1")}
+    markdown, _ = build_table({"hri": _experiment({"marl": marl, "gsiirl": plain, "ma-irl": plain})})
+    assert "**Interaction**" not in markdown  # results written before the metric existed: no empty table
+    ours = {"0": {"learner_return": [0.0], "expert_return": [0.0], "interaction_learner_return": [1.5],
+                  "interaction_expert_return": [-1.0]},
+            "1": {"learner_return": [0.0], "expert_return": [0.0], "interaction_learner_return": [1.5],
+                  "interaction_expert_return": [-6.0]}}
+    markdown, csv_text = build_table({"hri": _experiment({"marl": marl, "gsiirl": ours, "ma-irl": plain})})
+    cells = _row(markdown, "**Interaction**", "GSIIRL")  # MPE learner, HRI learner, MPE expert, HRI expert
+    # learner: gaps +0.5, -1.5 → -0.5 ± 1.0; |-0.5| ≤ max(0, MARL std 1) → yes
+    assert cells[1] == "1.50 ± 0.00; paired gap -0.50 ± 1.00, yes"
+    # expert: -3.5 ± 2.5; gaps 0, -3 → -1.5 ± 1.5 ≤ max(2.5, 1) → yes
+    assert cells[3] == "-3.50 ± 2.50; paired gap -1.50 ± 1.50, yes"
+    assert cells[0] == "—" and "MA-IRL" not in markdown.split("**Interaction**")[1]
+    rows = [row for row in csv.DictReader(io.StringIO(csv_text)) if row["method"] == "GSIIRL interaction"]
+    assert [(row["player"], row["experiment"], float(row["mean"])) for row in rows] == [
+        ("learner", "HRI", 1.5), ("expert", "HRI", -3.5)]
+
+
 def _results_file(tmp_path, learner_values) -> "Path":  # noqa: F821
     document = {"schema_version": 1, "experiment": "security",
                 "config": {"experiment": "security", "methods": ["marl"], "seeds": len(learner_values),

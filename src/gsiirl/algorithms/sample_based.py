@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from gsiirl.algorithms import schedules
 from gsiirl.algorithms.reward_transfer import RewardTransfer
+from gsiirl.algorithms.sample_based_passive import PassiveMethods
 from gsiirl.algorithms.sample_based_config import (  # noqa: F401  (re-exported: the back-end's public names)
     CROSS_TERMS, SampleBasedConfig, _params, final_thetas, require_finite,
 )
@@ -44,12 +45,14 @@ from gsiirl.solvers.maddpg import init_state, log_likelihood, make_policy, make_
 from gsiirl.solvers.maddpg_reset import reset_worse_than_random
 
 METHODS = ("gsiirl", "ma-irl", "marl")
+FINAL_PAIRS = ("model", "interaction", "both")  # run_seeds(final_pair=...): which final GSIIRL policies to return
 _NOT_REPORTED = ("mu_l", "mu_e", "upper_objective", "data")  # estimator internals, not metrics
 _RESET_STREAM = 0x7E5E7  # fold_in data of the reset check's keys (a stream no other computation uses)
+INTERACTION_PREFIX = "interaction_"  # GSIIRL's metrics of the interaction pair (learner policy + TRUE expert)
 MetricsFn = Callable[[Rollout], dict]
 
 
-class SampleBasedGSIIRL(RewardTransfer):
+class SampleBasedGSIIRL(RewardTransfer, PassiveMethods):
     """GSIIRL / MA-IRL / MARL on a :class:`ContinuousGame`; jitted pieces are built once per instance.
 
     Args:
@@ -234,34 +237,47 @@ class SampleBasedGSIIRL(RewardTransfer):
 
     # ----------------------------------------------------------------- methods
     def run(self, method: str, key: jax.Array, iterations: int,
-            callback: Callable[[int, dict], None] | None = None):
+            callback: Callable[[int, dict], None] | None = None, *, final_pair: str = "model"):
         """Run one method for one seed. Returns (per-iteration metric dicts, final joint MADDPG state).
 
         ``callback(k, metrics)`` is called after every outer iteration k (0-based). The same computation
-        as :meth:`run_seeds` with a group of one.
+        as :meth:`run_seeds` with a group of one (``final_pair`` as there).
         """
         on_group = None if callback is None else (lambda k, metrics: callback(k, metrics[0]))
-        histories, states = self.run_seeds(method, jnp.asarray(key)[None], iterations, on_group)
-        return histories[0], tree_index(states, 0)
+        histories, states = self.run_seeds(method, jnp.asarray(key)[None], iterations, on_group,
+                                           final_pair=final_pair)
+        return histories[0], (tree_index(states, 0) if final_pair != "both"
+                              else {name: tree_index(s, 0) for name, s in states.items()})
 
     def run_seeds(self, method: str, keys: jax.Array, iterations: int,
-                  callback: Callable[[int, list[dict]], None] | None = None):
+                  callback: Callable[[int, list[dict]], None] | None = None, *, final_pair: str = "model"):
         """Run one method for a group of S seeds as one vmapped batch (keys [S, 2]).
 
         Returns (one history per seed, final joint MADDPG states [S]). ``callback(k, metrics)`` gets
         the S metric dicts of outer iteration k. Seed s of a group of S is the run of ``keys[s]`` up to
         float32 rounding (a group of one: bit for bit); the rounding differs between group sizes, so a
         seed's numbers are reproducible for a fixed group (the experiments fix the groups).
+
+        ``final_pair`` (GSIIRL only; the passive methods have one pair): ``"model"`` returns the model
+        pair π^{θl,θe} (both players on learned rewards; the reported metrics), ``"interaction"`` the
+        learner's policy with the simulated expert's true-reward response (the ``interaction_*`` metrics),
+        ``"both"`` a dict ``{"model": states, "interaction": states}``.
         """
         if method not in METHODS:
             raise ValueError(f"method: expected one of {list(METHODS)}, got {method!r}")
         if isinstance(iterations, bool) or int(iterations) != iterations or int(iterations) < 1:
             raise ValueError(f"iterations: expected a positive integer, got {iterations}")
+        if final_pair not in FINAL_PAIRS or (method != "gsiirl" and final_pair != "model"):
+            allowed = list(FINAL_PAIRS) if method == "gsiirl" else ["model"]
+            raise ValueError(f"final_pair: expected one of {allowed} for method {method!r} (only GSIIRL interacts), "
+                             f"got {final_pair!r}")
         keys = check_keys(keys)
         callback = callback or (lambda k, m: None)
         ops = self._ops(keys.shape[0] > 1)
-        return {"gsiirl": self._run_gsiirl, "ma-irl": self._run_ma_irl, "marl": self._run_marl}[method](
-            ops, keys, int(iterations), callback)
+        if method != "gsiirl":
+            return {"ma-irl": self._run_ma_irl, "marl": self._run_marl}[method](ops, keys, int(iterations), callback)
+        histories, pairs = self._run_gsiirl(ops, keys, int(iterations), callback)
+        return histories, (pairs if final_pair == "both" else pairs[final_pair])
 
     def _warm_states(self, ops, keys, params: RewardParams):
         """[S, P] MADDPG states trained from scratch for the warm-up on params [S, P]."""
@@ -302,57 +318,6 @@ class SampleBasedGSIIRL(RewardTransfer):
             return {}
         counts = jnp.asarray(resets)[seed, member] if jnp.ndim(resets) else (0, 0)
         return {f"{prefix}learner_team_resets": float(counts[0]), f"{prefix}expert_team_resets": float(counts[1])}
-
-    def _true_params(self, size: int) -> RewardParams:
-        """Both TRUE rewards, [size, 1] (the MARL policy)."""
-        return _params(jnp.zeros((size, 1, self.game.learner_feature_size)),
-                       jnp.zeros((size, 1, self.game.expert_feature_size)), 1.0, 1.0)
-
-    def _run_marl(self, ops, keys, iterations, callback):
-        start = time.perf_counter()
-        split = split_each(keys, 2)
-        states, _, resets = self._train_fixed(ops, split[:, 0], self._true_params(keys.shape[0]), iterations)
-        states = tree_index(states, (slice(None), 0))
-        metrics = self._group_evaluation(ops, split[:, 1], states)
-        for s, m in enumerate(metrics):
-            m.update(wall_time=time.perf_counter() - start, **self._reset_metrics(resets, s))
-            require_finite("marl", iterations - 1, s, m)
-        callback(iterations - 1, metrics)
-        return [[m] for m in metrics], states
-
-    def _run_ma_irl(self, ops, keys, iterations, callback):
-        """Passive MA-IRL: demonstrations with both TRUE rewards, then ML descent on both θ's."""
-        start, size = time.perf_counter(), keys.shape[0]
-        split = split_each(keys, 4)
-        demo_keys, init_keys, warm_keys, loop_keys = (split[:, i] for i in range(4))
-        _, demos, _ = self._train_fixed(ops, demo_keys, self._true_params(size), iterations)
-        demos = tree_index(demos, (slice(None), 0))  # the last measurement = the demonstrations
-        theta_l, theta_e = ops["init_parameters"](init_keys)
-        model = lambda tl, te: _params(tl[:, None], te[:, None], 0.0, 0.0)
-        states = self._warm_states(ops, warm_keys, model(theta_l, theta_e))
-        descend = seedwise(self._ma_irl_update, size > 1, jit=False)
-        histories = [[] for _ in range(size)]
-        for k in range(iterations):
-            step_keys = split_each(fold_in_each(loop_keys, k), 2)
-            states, m, resets = self._fine_tune(ops, step_keys[:, 0], states, model(theta_l, theta_e))
-            state, m = tree_index(states, (slice(None), 0)), tree_index(m, (slice(None), 0))
-            metrics = self._group_evaluation(ops, step_keys[:, 1], state)
-            losses = ops["nll"](state.actor, demos["data"])
-            wall = time.perf_counter() - start
-            for s, row in enumerate(metrics):
-                row.update(wall_time=wall, expert_loss=float(losses[s]), **self._reset_metrics(resets, s),
-                           **self._theta_metrics(theta_l[s], theta_e[s]))
-                require_finite("ma-irl", k, s, row)
-                histories[s].append(row)
-            theta_l, theta_e = descend(theta_l, theta_e, m["mu_l"], m["mu_e"], demos["mu_l"], demos["mu_e"])
-            callback(k, metrics)
-        return histories, state
-
-    def _ma_irl_update(self, theta_l, theta_e, mu_l, mu_e, demo_mu_l, demo_mu_e):
-        c = self.config
-        theta_e = self._inner_update(theta_e, mu_e, demo_mu_e)  # Lemma 1
-        grad_l = (mu_l - demo_mu_l) / c.temperature + c.regularization * theta_l  # Lemma 3
-        return project_to_ball(theta_l - c.inner_step_size * grad_l, c.radius), theta_e
 
     def _theta_metrics(self, theta_l, theta_e) -> dict:
         return {f"theta_l_{i}": float(v) for i, v in enumerate(theta_l)} | {
@@ -401,6 +366,9 @@ class SampleBasedGSIIRL(RewardTransfer):
                          theta_e, data["mu_l"], data["mu_e"])
             estimate = ops["hypergradient"](jnp.float32(perturbation) if batched else perturbation, *arguments)
             metrics = self._group_evaluation(ops, iteration_keys[:, 3], model_state)
+            # The interaction itself (the learner's policy met by the simulated expert's response with its
+            # TRUE r_e), scored like the reported model pair and on the same start states (same key).
+            interaction = self._group_evaluation(ops, iteration_keys[:, 3], interaction_state)
             losses = ops["nll"](model_state.actor, data["data"])
             hypergradient_norms = jnp.linalg.norm(estimate.hypergradient, axis=-1)
             direct_norms = jnp.linalg.norm(estimate.learner_objective_gradient, axis=-1)
@@ -411,8 +379,9 @@ class SampleBasedGSIIRL(RewardTransfer):
                     direct_gradient_norm=float(direct_norms[s]),
                     upper_objective=float(model["upper_objective"][s]), expert_loss=float(losses[s]),
                     **self._reset_metrics(resets, s, member=1),  # the model policy (the reported one)
-                    **self._reset_metrics(resets, s, member=0, prefix="interaction_"),
-                    **self._theta_metrics(theta_l[s], theta_e_used[s]))
+                    **self._reset_metrics(resets, s, member=0, prefix=INTERACTION_PREFIX),
+                    **self._theta_metrics(theta_l[s], theta_e_used[s]),
+                    **{INTERACTION_PREFIX + name: value for name, value in interaction[s].items()})
                 require_finite("gsiirl", k, s, row)
                 histories[s].append(row)
             if not warned_zero and any(row["hypergradient_norm"] == 0.0 for row in metrics):
@@ -426,4 +395,4 @@ class SampleBasedGSIIRL(RewardTransfer):
                 else estimate.hypergradient
             theta_l = ascend(theta_l, direction)  # line 15 (ascent)
             callback(k, metrics)
-        return histories, model_state
+        return histories, {"model": model_state, "interaction": interaction_state}

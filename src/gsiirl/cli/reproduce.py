@@ -123,28 +123,50 @@ def build_table(results_by_experiment: dict[str, dict]) -> tuple[str, str]:
 
 
 TRANSFER_EXPERIMENTS = ("mpe", "hri")  # the continuous ones: their in-run policy follows the moving rewards
+TRANSFER_INTRO = (
+    "**Reward transfer** (continuous experiments): a policy retrained FROM SCRATCH on each seed's final learned "
+    "rewards, with the MARL unit's training budget and random numbers, scored with the true rewards — mean ± std; "
+    "paired gap = mean ± std of the per-seed differences to MARL (`(n=…)`: over fewer seeds, MARL having no finite "
+    "value on the others); yes/NO = |gap| ≤ the larger of the retrained std and MARL's std over the paired seeds. The CS "
+    "policies are exact equilibria of the learned rewards already.")
+INTERACTION_INTRO = (
+    "**Interaction** (continuous experiments, GSIIRL): the learner's final in-run policy met by the simulated "
+    "expert trained on its TRUE reward — the pair that generated the interaction data — scored like the rows of "
+    "Table 1 on the same start states (Table 1 scores the model pair: both players on the learned rewards, as the "
+    "paper does). Paired gaps and yes/NO as in the reward-transfer table.")
 
 
 def _transfer_section(results_by_experiment: dict[str, dict], rows: list[dict]) -> list[str]:
-    """Markdown lines (and csv ``rows`` appended, method "<label> retrained") of the reward-transfer
-    table: policies retrained from scratch on each seed's final learned rewards with the MARL unit's
-    budget and random numbers (``retrained_*`` metrics), so per-seed differences to MARL are paired."""
+    """Markdown lines (and csv ``rows`` appended) of the two paired views of the continuous experiments:
+    reward transfer (method "<label> retrained": policies retrained from scratch on each seed's final
+    learned rewards with the MARL unit's budget and random numbers, ``retrained_*`` metrics) and, for
+    GSIIRL, the interaction (method "GSIIRL interaction", ``interaction_*`` metrics)."""
+    return (_paired_section(results_by_experiment, rows, "retrained_", METHOD_ROWS[1:], "retrained", TRANSFER_INTRO)
+            + _paired_section(results_by_experiment, rows, "interaction_", METHOD_ROWS[2:], "interaction",
+                              INTERACTION_INTRO))
+
+
+def _paired_section(results_by_experiment: dict[str, dict], rows: list[dict], prefix: str,
+                    methods: tuple[tuple[str, str], ...], suffix: str, intro: str) -> list[str]:
+    """One paired table over :data:`TRANSFER_EXPERIMENTS`: each method's ``prefix + metric`` final values
+    against MARL's ``metric`` on the same seeds; csv rows appended with method "<label> <suffix>".
+    No lines when no method has such a metric."""
     import numpy as np
 
     cells: dict[tuple[str, str], list[str]] = {}
     for player, metric in (("learner", "learner_return"), ("expert", "expert_return")):
+        ours_metric = prefix + metric
         for experiment in TRANSFER_EXPERIMENTS:
             results = results_by_experiment.get(experiment)
-            methods = results["methods"] if results else {}
+            methods_found = results["methods"] if results else {}
             # MARL's final value per seed, diverged (null) or missing seeds left out: they have no pair
-            marl_final = {s: m[metric][-1] for s, m in methods.get("marl", {}).get("seeds", {}).items()
+            marl_final = {s: m[metric][-1] for s, m in methods_found.get("marl", {}).get("seeds", {}).items()
                           if m.get(metric) and m[metric][-1] is not None}
-            for method, label in METHOD_ROWS[1:]:
-                seeds = methods.get(method, {}).get("seeds", {})
-                ours = {s: m[f"retrained_{metric}"][-1] for s, m in seeds.items()
-                        if m.get(f"retrained_{metric}") and m[f"retrained_{metric}"][-1] is not None}
-                diverged = sum(1 for m in seeds.values()
-                               if m.get(f"retrained_{metric}") and m[f"retrained_{metric}"][-1] is None)
+            for method, label in methods:
+                seeds = methods_found.get(method, {}).get("seeds", {})
+                ours = {s: m[ours_metric][-1] for s, m in seeds.items()
+                        if m.get(ours_metric) and m[ours_metric][-1] is not None}
+                diverged = sum(1 for m in seeds.values() if m.get(ours_metric) and m[ours_metric][-1] is None)
                 text, mean, std = "—", None, None
                 if ours:
                     values = np.array(list(ours.values()), dtype=float)
@@ -161,7 +183,7 @@ def _transfer_section(results_by_experiment: dict[str, dict], rows: list[dict]) 
                             text += f" (n={len(pairs)})"
                         text += f", {'yes' if within else 'NO'}"
                 if mean is not None:
-                    rows.append({"player": player, "method": f"{label} retrained",
+                    rows.append({"player": player, "method": f"{label} {suffix}",
                                  "experiment": COLUMN_NAMES[experiment], "mean": mean, "std": std,
                                  "n": len(ours), "not_finite": diverged, "seeds": _seeds_in(results),
                                  "paper_mean": None, "paper_std": None})
@@ -169,12 +191,7 @@ def _transfer_section(results_by_experiment: dict[str, dict], rows: list[dict]) 
     if all(text == "—" for texts in cells.values() for text in texts):
         return []
     columns = [f"{COLUMN_NAMES[e]} {p}" for p in ("learner", "expert") for e in TRANSFER_EXPERIMENTS]
-    lines = ["", "**Reward transfer** (continuous experiments): a policy retrained FROM SCRATCH on each seed's "
-             "final learned rewards, with the MARL unit's training budget and random numbers, scored with the true "
-             "rewards — mean ± std; paired gap = mean ± std of the per-seed differences to MARL (`(n=…)`: over "
-             "fewer seeds, MARL having no finite value on the others); yes/NO = |gap| ≤ the larger of the retrained "
-             "std and MARL's std over the paired seeds. The CS policies are exact equilibria of the learned rewards "
-             "already.", "", "| | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    lines = ["", intro, "", "| | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for (method, label), texts in cells.items():
         lines.append(f"| {label} | " + " | ".join(texts) + " |")
     return lines

@@ -37,6 +37,10 @@ from gsiirl.experiments.sample_units import check_seed_batch, seed_group
 from gsiirl.io.atomic import atomic_write_bytes, check_output_directory
 from gsiirl.validation import is_integer
 
+# Metrics of the interaction itself carry this prefix (gsiirl.algorithms.sample_based.INTERACTION_PREFIX;
+# not imported here: this module stays free of JAX until a unit runs).
+INTERACTION_PREFIX = "interaction_"
+
 SCHEMA_VERSION = 1
 METHODS = ("gsiirl", "ma-irl", "marl")
 RESULTS_FILE = "results.json"
@@ -168,30 +172,38 @@ def mean_std_text(mean: float | None, std: float | None, n: int, digits: int = 3
 def summary_text(results: dict, labels: dict[str, str] | None = None, extra_metrics: tuple[str, ...] = ()) -> str:
     """A text table of the final iteration: mean ± std over seeds of the two returns (and ``extra_metrics``)
     per method, plus each method's paired per-seed gap to MARL on the two returns (Table 1's comparison).
+    A method that also stores ``interaction_*`` metrics (sample-based GSIIRL: the learner's policy met by
+    the true expert's response) gets a second row, "<method> interaction", read the same way.
 
     ``labels`` renames the columns (e.g. ``{"learner_return": "robot return"}``)."""
     labels = labels or {}
     returns = ("learner_return", "expert_return")
     columns = [(key, labels.get(key, key.replace("_", " "))) for key in returns + tuple(extra_metrics)]
     gap_names = [f"gap to MARL ({labels.get(key, key.replace('_', ' '))})" for key in returns]
+    methods = results.get("methods", {})
+    rows = [(method, "", block) for method, block in methods.items()]
+    rows = [entry for method, prefix, block in rows for entry in
+            [(method, prefix, block)] + ([(f"{method} interaction", INTERACTION_PREFIX, block)]
+                                         if INTERACTION_PREFIX + returns[0] in block.get("final", {}) else [])]
+    label_width = max([8] + [len(label) for label, _, _ in rows])
     widths = [max(18, len(name)) for _, name in columns] + [max(18, len(name)) for name in gap_names]
     header = [name for _, name in columns] + gap_names
-    lines = [f"{'method':<8} " + " ".join(f"{name:>{width}}" for name, width in zip(header, widths))]
-    methods = results.get("methods", {})
+    lines = [f"{'method':<{label_width}} " + " ".join(f"{name:>{width}}" for name, width in zip(header, widths))]
     marl_seeds = methods.get("marl", {}).get("seeds", {})
-    for method, block in methods.items():
+    for label, prefix, block in rows:
         final = block.get("final", {})
         cells = []
         for key, _ in columns:
-            stats = final.get(key, {})
+            stats = final.get(prefix + key, {})
             cells.append(mean_std_text(stats.get("mean"), stats.get("std"), stats.get("n", 0),
                                        not_finite=stats.get("not_finite", 0)))
         for key in returns:
-            gaps = [metrics[key][-1] - marl_seeds[seed][key][-1] for seed, metrics in block["seeds"].items()
-                    if seed in marl_seeds and metrics.get(key) and metrics[key][-1] is not None
+            ours = prefix + key
+            gaps = [metrics[ours][-1] - marl_seeds[seed][key][-1] for seed, metrics in block["seeds"].items()
+                    if seed in marl_seeds and metrics.get(ours) and metrics[ours][-1] is not None
                     and marl_seeds[seed].get(key) and marl_seeds[seed][key][-1] is not None]
-            cells.append("n/a" if not gaps or method == "marl" else mean_std_text(np.mean(gaps), np.std(gaps), len(gaps)))
-        lines.append(f"{method:<8} " + " ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths)))
+            cells.append("n/a" if not gaps or label == "marl" else mean_std_text(np.mean(gaps), np.std(gaps), len(gaps)))
+        lines.append(f"{label:<{label_width}} " + " ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths)))
     return "\n".join(lines)
 
 

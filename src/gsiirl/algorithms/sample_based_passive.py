@@ -1,0 +1,71 @@
+"""The passive methods of the sample-based back-end (DESIGN §7): MARL (MADDPG on both TRUE rewards, one
+value per seed) and MA-IRL (demonstrations of that policy, then maximum-likelihood descent on both θ's with
+Lemma 1/3's Monte-Carlo gradients; no interaction)."""
+
+from __future__ import annotations
+
+import time
+
+import jax.numpy as jnp
+
+from gsiirl.algorithms.sample_based_config import _params, require_finite
+from gsiirl.algorithms.seed_batch import fold_in_each, seedwise, split_each, tree_index
+from gsiirl.games.continuous import RewardParams
+from gsiirl.rewards import project_to_ball
+
+
+class PassiveMethods:
+    """Mixin of :class:`gsiirl.algorithms.sample_based.SampleBasedGSIIRL` (uses its ``game``, ``config``,
+    ``_train_fixed``, ``_warm_states``, ``_fine_tune``, ``_group_evaluation``, ``_inner_update``,
+    ``_reset_metrics`` and ``_theta_metrics``)."""
+
+    def _true_params(self, size: int) -> RewardParams:
+        """Both TRUE rewards, [size, 1] (the MARL policy)."""
+        return _params(jnp.zeros((size, 1, self.game.learner_feature_size)),
+                       jnp.zeros((size, 1, self.game.expert_feature_size)), 1.0, 1.0)
+
+    def _run_marl(self, ops, keys, iterations, callback):
+        start = time.perf_counter()
+        split = split_each(keys, 2)
+        states, _, resets = self._train_fixed(ops, split[:, 0], self._true_params(keys.shape[0]), iterations)
+        states = tree_index(states, (slice(None), 0))
+        metrics = self._group_evaluation(ops, split[:, 1], states)
+        for s, m in enumerate(metrics):
+            m.update(wall_time=time.perf_counter() - start, **self._reset_metrics(resets, s))
+            require_finite("marl", iterations - 1, s, m)
+        callback(iterations - 1, metrics)
+        return [[m] for m in metrics], states
+
+    def _run_ma_irl(self, ops, keys, iterations, callback):
+        """Passive MA-IRL: demonstrations with both TRUE rewards, then ML descent on both θ's."""
+        start, size = time.perf_counter(), keys.shape[0]
+        split = split_each(keys, 4)
+        demo_keys, init_keys, warm_keys, loop_keys = (split[:, i] for i in range(4))
+        _, demos, _ = self._train_fixed(ops, demo_keys, self._true_params(size), iterations)
+        demos = tree_index(demos, (slice(None), 0))  # the last measurement = the demonstrations
+        theta_l, theta_e = ops["init_parameters"](init_keys)
+        model = lambda tl, te: _params(tl[:, None], te[:, None], 0.0, 0.0)
+        states = self._warm_states(ops, warm_keys, model(theta_l, theta_e))
+        descend = seedwise(self._ma_irl_update, size > 1, jit=False)
+        histories = [[] for _ in range(size)]
+        for k in range(iterations):
+            step_keys = split_each(fold_in_each(loop_keys, k), 2)
+            states, m, resets = self._fine_tune(ops, step_keys[:, 0], states, model(theta_l, theta_e))
+            state, m = tree_index(states, (slice(None), 0)), tree_index(m, (slice(None), 0))
+            metrics = self._group_evaluation(ops, step_keys[:, 1], state)
+            losses = ops["nll"](state.actor, demos["data"])
+            wall = time.perf_counter() - start
+            for s, row in enumerate(metrics):
+                row.update(wall_time=wall, expert_loss=float(losses[s]), **self._reset_metrics(resets, s),
+                           **self._theta_metrics(theta_l[s], theta_e[s]))
+                require_finite("ma-irl", k, s, row)
+                histories[s].append(row)
+            theta_l, theta_e = descend(theta_l, theta_e, m["mu_l"], m["mu_e"], demos["mu_l"], demos["mu_e"])
+            callback(k, metrics)
+        return histories, state
+
+    def _ma_irl_update(self, theta_l, theta_e, mu_l, mu_e, demo_mu_l, demo_mu_e):
+        c = self.config
+        theta_e = self._inner_update(theta_e, mu_e, demo_mu_e)  # Lemma 1
+        grad_l = (mu_l - demo_mu_l) / c.temperature + c.regularization * theta_l  # Lemma 3
+        return project_to_ball(theta_l - c.inner_step_size * grad_l, c.radius), theta_e
