@@ -81,8 +81,9 @@ def precise_study(experiment: str, seeds: list[int], iterations: int, episodes: 
             histories, states = algorithm.run_seeds(method, keys, iterations,
                                                     final_pair="both" if method == "gsiirl" else "model")
             in_run[method] = [history[-1] for history in histories]
-            pairs = {method: states} if method != "gsiirl" else {method: states["model"], INTERACTION: states["interaction"]}
+            pairs = {method: states}
             if method == "gsiirl":
+                pairs = {method: states["model"], INTERACTION: states["interaction"]}
                 prefix = "interaction_"
                 in_run[INTERACTION] = [{name[len(prefix):]: value for name, value in row.items()
                                         if name.startswith(prefix)} for row in in_run[method]]

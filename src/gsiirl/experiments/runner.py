@@ -181,10 +181,11 @@ def summary_text(results: dict, labels: dict[str, str] | None = None, extra_metr
     columns = [(key, labels.get(key, key.replace("_", " "))) for key in returns + tuple(extra_metrics)]
     gap_names = [f"gap to MARL ({labels.get(key, key.replace('_', ' '))})" for key in returns]
     methods = results.get("methods", {})
-    rows = [(method, "", block) for method, block in methods.items()]
-    rows = [entry for method, prefix, block in rows for entry in
-            [(method, prefix, block)] + ([(f"{method} interaction", INTERACTION_PREFIX, block)]
-                                         if INTERACTION_PREFIX + returns[0] in block.get("final", {}) else [])]
+    rows = []  # (label, metric prefix, method block)
+    for method, block in methods.items():
+        rows.append((method, "", block))
+        if INTERACTION_PREFIX + returns[0] in block.get("final", {}):
+            rows.append((f"{method} interaction", INTERACTION_PREFIX, block))
     label_width = max([8] + [len(label) for label, _, _ in rows])
     widths = [max(18, len(name)) for _, name in columns] + [max(18, len(name)) for name in gap_names]
     header = [name for _, name in columns] + gap_names
