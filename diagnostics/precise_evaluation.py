@@ -15,6 +15,7 @@ is printed (docs/mpe.md and docs/hri.md, "Session 22" and "Session 23").
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -27,18 +28,24 @@ METRICS = {"mpe": ("learner_return", "upper_objective", "expert_return"),
            "hri": ("learner_return", "upper_objective", "expert_return", "collision_rate", "goal_rate")}
 
 
+@functools.lru_cache(maxsize=None)
+def _measure(algorithm, greedy: bool, episodes: int):
+    """The jitted, seed-vmapped evaluation of one view, compiled once per (algorithm, view, episodes) — not
+    again for every method and seed group."""
+    import jax
+
+    return jax.jit(jax.vmap(lambda key, actor: algorithm._measure_impl(key, actor, greedy, episodes)))
+
+
 def precise_views(algorithm, keys, actors, episodes: int, names: tuple[str, ...]) -> dict[str, dict[str, list]]:
     """{"greedy" | "stochastic": {name: [S] values}} of the joint policies ``actors`` (stacked over S seeds)
     evaluated with ``episodes`` episodes each, seed s with ``fold_in(keys[s], PRECISE_STREAM)``."""
-    import jax
-
     from gsiirl.algorithms.seed_batch import fold_in_each
 
     evaluation_keys = fold_in_each(keys, PRECISE_STREAM)
     views = {}
     for view, greedy in (("greedy", True), ("stochastic", False)):
-        measured = jax.jit(jax.vmap(lambda key, actor: algorithm._measure_impl(key, actor, greedy, episodes)))(
-            evaluation_keys, actors)
+        measured = _measure(algorithm, greedy, episodes)(evaluation_keys, actors)
         views[view] = {name: np.asarray(measured[name]).tolist() for name in names}
     return views
 
@@ -66,6 +73,7 @@ def precise_study(experiment: str, seeds: list[int], iterations: int, episodes: 
     import jax
     import jax.numpy as jnp
 
+    from gsiirl.algorithms.sample_based import INTERACTION_PREFIX
     from gsiirl.experiments.sample_units import seed_group
 
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
@@ -84,9 +92,8 @@ def precise_study(experiment: str, seeds: list[int], iterations: int, episodes: 
             pairs = {method: states}
             if method == "gsiirl":
                 pairs = {method: states["model"], INTERACTION: states["interaction"]}
-                prefix = "interaction_"
-                in_run[INTERACTION] = [{name[len(prefix):]: value for name, value in row.items()
-                                        if name.startswith(prefix)} for row in in_run[method]]
+                in_run[INTERACTION] = [{name[len(INTERACTION_PREFIX):]: value for name, value in row.items()
+                                        if name.startswith(INTERACTION_PREFIX)} for row in in_run[method]]
             for name, pair in pairs.items():
                 precise[name] = precise_views(algorithm, keys, pair.actor, episodes, METRICS[experiment])
             progress(f"seeds {group[0]}-{group[-1]}: {method} done")

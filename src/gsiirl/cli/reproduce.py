@@ -141,8 +141,10 @@ def _transfer_section(results_by_experiment: dict[str, dict], rows: list[dict]) 
     reward transfer (method "<label> retrained": policies retrained from scratch on each seed's final
     learned rewards with the MARL unit's budget and random numbers, ``retrained_*`` metrics) and, for
     GSIIRL, the interaction (method "GSIIRL interaction", ``interaction_*`` metrics)."""
+    from gsiirl.experiments.runner import INTERACTION_PREFIX
+
     return (_paired_section(results_by_experiment, rows, "retrained_", METHOD_ROWS[1:], "retrained", TRANSFER_INTRO)
-            + _paired_section(results_by_experiment, rows, "interaction_", METHOD_ROWS[2:], "interaction",
+            + _paired_section(results_by_experiment, rows, INTERACTION_PREFIX, METHOD_ROWS[2:], "interaction",
                               INTERACTION_INTRO))
 
 
