@@ -112,3 +112,55 @@ def test_precise_evaluation_names_bad_arguments():
         precise_study("hri", [0], 2, 8, ("gsiirl",), TINY_HRI)
     with pytest.raises(ValueError, match="experiment: expected one of"):
         precise_study("security", [0], 2, 8, options=TINY_HRI)
+
+
+def test_hri_human_model_variants_by_hand():
+    from hri_human_model import expert_variants
+
+    truth = np.array([1.0, 0.5, 0.0])  # |θe*| = √1.25
+    variants = expert_variants(np.array([[0.3, 0.0, 0.4]]), truth)  # |θe| = 0.5
+    true_norm = np.sqrt(1.25)
+    np.testing.assert_allclose(variants["true_weights"], [[1.0, 0.5, 0.0]])
+    np.testing.assert_allclose(variants["true_direction_learned_norm"], [[0.5 / true_norm, 0.25 / true_norm, 0.0]])
+    np.testing.assert_allclose(variants["learned"], [[0.3, 0.0, 0.4]])
+    np.testing.assert_allclose(variants["learned_direction_true_norm"], [[0.6 * true_norm, 0.0, 0.8 * true_norm]])
+    np.testing.assert_allclose(variants["without_speed"], [[true_norm, 0.0, 0.0]])
+    # collision weight = 0.5 × goal weight: (0.6, 0.3, 0.8) renormalised to |θe*|
+    np.testing.assert_allclose(variants["true_collision_ratio"], [[0.6, 0.3, 0.8]] / np.sqrt(1.09) * true_norm)
+    with pytest.raises(ValueError, match="learned: every θe must be non-zero"):
+        expert_variants(np.zeros((1, 3)), truth)
+
+
+@pytest.mark.filterwarnings("ignore:gsiirl. outer iteration 0. the SPSA hypergradient is exactly 0")
+def test_hri_human_model_study_trains_the_true_pair_as_the_marl_unit(tmp_path):
+    from hri_human_model import VARIANTS, human_model_study, main, summary
+
+    from gsiirl.experiments import hri
+    from gsiirl.experiments.runner import merge_options
+
+    runner = hri.make_unit_runner(TINY_HRI)
+    units = {str(seed): runner("gsiirl", seed, 2, lambda k: None) for seed in (0, 1)}
+    options = merge_options(hri.DEFAULT_OPTIONS, TINY_HRI)
+    results = {"experiment": "hri", "config": {"iterations": 2, "options": options},
+               "methods": {"gsiirl": {"seeds": units}}}
+    study = human_model_study(results, [1], TINY_HRI["evaluation_episodes"])
+    assert list(study) == [1] and set(study[1]["metrics"]) == set(VARIANTS)
+    # the "true" variant is the MARL unit of the same seed, number for number
+    marl = runner("marl", 1, 2, lambda k: None)
+    assert study[1]["metrics"]["true"] == {m: marl[m][-1] for m in study[1]["metrics"]["true"]}
+    assert study[1]["theta_e"]["learned"] == pytest.approx([units["1"][f"theta_e_{i}"][-1] for i in range(3)])
+    # the human is trained on the variant: its learned θe gives other numbers than its true r_e
+    assert study[1]["metrics"]["learned"] != study[1]["metrics"]["true"]
+    assert "direction at the true norm" in summary(study) and "total (learned - true)" in summary(study)
+
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    out = tmp_path / "human.json"
+    main(["--results", str(path), "--seeds", "0", "--episodes", "4", "--out", str(out)])
+    assert set(json.loads(out.read_text())) == {"0"}
+    with pytest.raises(ValueError, match=r"seeds: \[5\] have no gsiirl unit"):
+        human_model_study(results, [5], 4)
+    with pytest.raises(ValueError, match="results: expected a `gsiirl run hri` results file"):
+        human_model_study({"experiment": "mpe", "methods": {}}, [0], 4)
+    with pytest.raises(ValueError, match="episodes: expected a positive integer"):
+        human_model_study(results, [0], 0)

@@ -1,0 +1,162 @@
+"""Which part of GSIIRL's learned human reward θe makes the model human a worse partner for the robot?
+
+Reads a ``gsiirl run hri`` results file with a GSIIRL unit. For each seed the robot keeps its TRUE r_ld and
+the human is trained on a variant of the seed's final learned θe; both are trained FROM SCRATCH with the
+MARL unit's key and budget (``SampleBasedGSIIRL.retrained_evaluations``, the run's own options, seeds in the
+run's groups) and scored with the true rewards over ``--episodes`` greedy episodes. Variants of the human's
+reward (θe* = ``gsiirl.games.hri.true_parameters``' expert weights, θe = the learned ones):
+
+    true                         the true r_e (exactly the MARL unit's training)
+    true_weights                 θe* in the linear model (the soft collision feature instead of the indicator)
+    true_direction_learned_norm  θe*/|θe*| · |θe|
+    learned                      θe
+    learned_direction_true_norm  θe/|θe| · |θe*|
+    without_speed                learned_direction_true_norm with the speed weight set to 0, renormalised
+    true_collision_ratio         learned_direction_true_norm with the collision weight set to θe*'s ratio to the
+                                 goal weight (times the learned goal weight), renormalised
+
+The summary splits the robot-return gap of ``learned`` into the feature, scale and direction effects
+(docs/hri.md, "Session 24"). Written atomically as JSON.
+
+    python diagnostics/hri_human_model.py --results runs/hri/results.json --seeds 0-4 --out runs/human_0_4.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from precise_evaluation import seed_list
+
+VARIANTS = ("true", "true_weights", "true_direction_learned_norm", "learned", "learned_direction_true_norm",
+            "without_speed", "true_collision_ratio")
+GOAL, COLLISION, SPEED = 0, 1, 2  # the human's features (gsiirl.games.hri: distance to goal, soft collision, speed)
+EFFECTS = (  # (label, variant, reference): the mean paired robot-return difference variant − reference
+    ("feature model (true_weights - true)", "true_weights", "true"),
+    ("scale (true_direction_learned_norm - true_weights)", "true_direction_learned_norm", "true_weights"),
+    ("direction (learned - true_direction_learned_norm)", "learned", "true_direction_learned_norm"),
+    ("direction at the true norm (learned_direction_true_norm - true_weights)", "learned_direction_true_norm",
+     "true_weights"),
+    ("scale at the learned direction (learned - learned_direction_true_norm)", "learned",
+     "learned_direction_true_norm"),
+    ("speed weight removed (without_speed - learned_direction_true_norm)", "without_speed",
+     "learned_direction_true_norm"),
+    ("collision ratio fixed (true_collision_ratio - learned_direction_true_norm)", "true_collision_ratio",
+     "learned_direction_true_norm"),
+)
+REPORTED = ("learner_return", "expert_return", "collision_rate", "goal_rate")
+
+
+def expert_variants(learned: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+    """The human-reward variants other than ``true``: learned θe's [S, 3], true weights [3] -> {name: [S, 3]}."""
+    learned = np.asarray(learned, np.float64)
+    truth = np.asarray(truth, np.float64)
+    if learned.ndim != 2 or learned.shape[1] != 3 or truth.shape != (3,):
+        raise ValueError(f"learned, truth: expected shapes [S, 3] and [3], got {learned.shape} and {truth.shape}")
+    norms = np.linalg.norm(learned, axis=1, keepdims=True)
+    if not np.all(norms > 0):
+        raise ValueError("learned: every θe must be non-zero (its direction is a variant)")
+    true_norm = np.linalg.norm(truth)
+
+    def at_true_norm(theta):
+        return theta / np.linalg.norm(theta, axis=1, keepdims=True) * true_norm
+
+    learned_direction = at_true_norm(learned)
+    without_speed = learned_direction.copy()
+    without_speed[:, SPEED] = 0.0
+    collision_ratio = learned_direction.copy()
+    collision_ratio[:, COLLISION] = truth[COLLISION] / truth[GOAL] * collision_ratio[:, GOAL]
+    return {"true_weights": np.tile(truth, (len(learned), 1)),
+            "true_direction_learned_norm": truth / true_norm * norms,
+            "learned": learned,
+            "learned_direction_true_norm": learned_direction,
+            "without_speed": at_true_norm(without_speed),
+            "true_collision_ratio": at_true_norm(collision_ratio)}
+
+
+def human_model_study(results: dict, seeds: list[int], episodes: int,
+                      progress=lambda text: None) -> dict[int, dict]:
+    """Per seed {"theta_e": {variant: [3]}, "metrics": {variant: true-reward metrics}} (``results``: a loaded
+    ``gsiirl run hri`` results file with a ``gsiirl`` method)."""
+    import jax
+    import jax.numpy as jnp
+
+    from gsiirl.experiments import hri
+    from gsiirl.experiments.runner import merge_options
+    from gsiirl.experiments.sample_units import check_seed_batch, seed_group
+    from gsiirl.games.hri import HRI_DEFAULTS, true_parameters
+
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes: expected a positive integer, got {episodes!r}")
+    if results.get("experiment") != "hri" or "gsiirl" not in results.get("methods", {}):
+        raise ValueError("results: expected a `gsiirl run hri` results file with a gsiirl method")
+    units = results["methods"]["gsiirl"]["seeds"]
+    missing = [seed for seed in seeds if str(seed) not in units]
+    if missing:
+        raise ValueError(f"seeds: {missing} have no gsiirl unit in the results file (it has {sorted(units, key=int)})")
+    options = merge_options(hri.DEFAULT_OPTIONS, results["config"]["options"] | {"evaluation_episodes": episodes})
+    iterations = int(results["config"]["iterations"])
+    algorithm = hri._build(hri._freeze(options))[1]
+    truth = np.asarray(true_parameters({k: options[k] for k in HRI_DEFAULTS})[1], np.float64)
+    study: dict[int, dict] = {}
+    for group in sorted({seed_group(seed, check_seed_batch(options)) for seed in seeds}):
+        # the whole group where the file has it: the vmapped batch is then the run's own
+        members = [seed for seed in group if str(seed) in units]
+        keys = jnp.stack([jax.random.PRNGKey(seed) for seed in members])
+        learned = np.array([[units[str(seed)][f"theta_e_{i}"][-1] for i in range(3)] for seed in members])
+        thetas = expert_variants(learned, truth)
+        ignored_theta_l = jnp.zeros((len(members), 3))  # the robot is trained on its true r_ld
+        metrics = {"true": algorithm.retrained_evaluations(keys, ignored_theta_l, jnp.asarray(learned, jnp.float32),
+                                                           iterations, true_learner_reward=True,
+                                                           true_expert_reward=True)}
+        for name, theta_e in thetas.items():
+            metrics[name] = algorithm.retrained_evaluations(keys, ignored_theta_l, jnp.asarray(theta_e, jnp.float32),
+                                                            iterations, true_learner_reward=True)
+            progress(f"seeds {members[0]}-{members[-1]}: {name} done")
+        for index, seed in enumerate(members):
+            if seed not in seeds:
+                continue
+            study[seed] = {"theta_e": {name: theta[index].tolist() for name, theta in thetas.items()},
+                           "metrics": {name: {m: float(rows[index][m]) for m in REPORTED}
+                                       for name, rows in metrics.items()}}
+    return study
+
+
+def summary(study: dict[int, dict]) -> str:
+    """Mean ± std per variant and the paired effects on the robot return (mean ± std, SE = std/√S)."""
+    seeds = sorted(study)
+    lines = [f"{len(seeds)} seeds: {seeds}; robot on its true r_ld, human on the variant; mean ± std (ddof 0)"]
+    for variant in VARIANTS:
+        cells = [f"{m} {np.mean(v):.3f} ± {np.std(v):.3f}" for m in REPORTED
+                 for v in [[study[s]["metrics"][variant][m] for s in seeds]]]
+        lines.append(f"  {variant:<28} " + "   ".join(cells))
+    lines.append("paired robot-return effects (mean ± std, SE):")
+    for label, variant, reference in (("total (learned - true)", "learned", "true"),) + EFFECTS:
+        effect = np.array([study[s]["metrics"][variant]["learner_return"]
+                           - study[s]["metrics"][reference]["learner_return"] for s in seeds])
+        standard_error = effect.std() / np.sqrt(len(seeds))
+        lines.append(f"  {label:<76} {effect.mean():+.3f} ± {effect.std():.3f}, SE {standard_error:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, required=True, help="results.json of `gsiirl run hri` with gsiirl")
+    parser.add_argument("--seeds", type=seed_list, default=seed_list("0-9"), help="N or N-M (default 0-9)")
+    parser.add_argument("--episodes", type=int, default=4096, help="greedy evaluation episodes per policy")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    args = parser.parse_args(argv)
+    from gsiirl.io.atomic import atomic_write_bytes
+
+    study = human_model_study(json.loads(args.results.read_text()), args.seeds, args.episodes,
+                              progress=lambda text: print(text, flush=True))
+    atomic_write_bytes(args.out, json.dumps({str(s): v for s, v in study.items()}, indent=1).encode())
+    print(summary(study))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
