@@ -15,8 +15,14 @@ reward (θe* = ``gsiirl.games.hri.true_parameters``' expert weights, θe = the l
     true_collision_ratio         learned_direction_true_norm with the collision weight set to θe*'s ratio to the
                                  goal weight (times the learned goal weight), renormalised
 
-The summary splits the robot-return gap of ``learned`` into the feature, scale and direction effects
-(docs/hri.md, "Session 24"). Written atomically as JSON.
+Two more variants put the robot on the seed's learned θl (the 2 × 2 of learned and true rewards):
+
+    learned_robot                the robot on θl, the human on its true r_e
+    learned_pair                 the robot on θl, the human on θe (Table 1's reward-transfer policy)
+
+The summary splits the robot-return gap of ``learned`` into the feature, scale and direction effects and
+``learned_pair``'s into the two rewards and their interaction (docs/hri.md, "Session 24"). Written
+atomically as JSON.
 
     python diagnostics/hri_human_model.py --results runs/hri/results.json --seeds 0-4 --out runs/human_0_4.json
 """
@@ -32,8 +38,9 @@ import numpy as np
 
 from precise_evaluation import seed_list
 
-VARIANTS = ("true", "true_weights", "true_direction_learned_norm", "learned", "learned_direction_true_norm",
-            "without_speed", "true_collision_ratio")
+HUMAN_VARIANTS = ("true_weights", "true_direction_learned_norm", "learned", "learned_direction_true_norm",
+                  "without_speed", "true_collision_ratio")  # robot on its true r_ld
+VARIANTS = ("true",) + HUMAN_VARIANTS + ("learned_robot", "learned_pair")
 GOAL, COLLISION, SPEED = 0, 1, 2  # the human's features (gsiirl.games.hri: distance to goal, soft collision, speed)
 EFFECTS = (  # (label, variant, reference): the mean paired robot-return difference variant − reference
     ("feature model (true_weights - true)", "true_weights", "true"),
@@ -47,6 +54,13 @@ EFFECTS = (  # (label, variant, reference): the mean paired robot-return differe
      "learned_direction_true_norm"),
     ("collision ratio fixed (true_collision_ratio - learned_direction_true_norm)", "true_collision_ratio",
      "learned_direction_true_norm"),
+)
+PAIR_EFFECTS = (  # (label, [(sign, variant)]): the 2 × 2 of learned and true rewards
+    ("robot reward (learned_robot - true)", [(1, "learned_robot"), (-1, "true")]),
+    ("human reward (learned - true)", [(1, "learned"), (-1, "true")]),
+    ("both (learned_pair - true)", [(1, "learned_pair"), (-1, "true")]),
+    ("interaction (learned_pair - learned_robot - learned + true)",
+     [(1, "learned_pair"), (-1, "learned_robot"), (-1, "learned"), (1, "true")]),
 )
 REPORTED = ("learner_return", "expert_return", "collision_rate", "goal_rate")
 
@@ -80,8 +94,8 @@ def expert_variants(learned: np.ndarray, truth: np.ndarray) -> dict[str, np.ndar
 
 def human_model_study(results: dict, seeds: list[int], episodes: int,
                       progress=lambda text: None) -> dict[int, dict]:
-    """Per seed {"theta_e": {variant: [3]}, "metrics": {variant: true-reward metrics}} (``results``: a loaded
-    ``gsiirl run hri`` results file with a ``gsiirl`` method)."""
+    """Per seed {"theta_e": {human variant: [3]}, "theta_l": [3], "metrics": {variant: true-reward metrics}}
+    (``results``: a loaded ``gsiirl run hri`` results file with a ``gsiirl`` method)."""
     import jax
     import jax.numpy as jnp
 
@@ -108,19 +122,24 @@ def human_model_study(results: dict, seeds: list[int], episodes: int,
         members = [seed for seed in group if str(seed) in units]
         keys = jnp.stack([jax.random.PRNGKey(seed) for seed in members])
         learned = np.array([[units[str(seed)][f"theta_e_{i}"][-1] for i in range(3)] for seed in members])
+        theta_l = jnp.asarray([[units[str(seed)][f"theta_l_{i}"][-1] for i in range(3)] for seed in members],
+                              jnp.float32)
         thetas = expert_variants(learned, truth)
-        ignored_theta_l = jnp.zeros((len(members), 3))  # the robot is trained on its true r_ld
-        metrics = {"true": algorithm.retrained_evaluations(keys, ignored_theta_l, jnp.asarray(learned, jnp.float32),
-                                                           iterations, true_learner_reward=True,
-                                                           true_expert_reward=True)}
-        for name, theta_e in thetas.items():
-            metrics[name] = algorithm.retrained_evaluations(keys, ignored_theta_l, jnp.asarray(theta_e, jnp.float32),
-                                                            iterations, true_learner_reward=True)
+        learned_e = jnp.asarray(learned, jnp.float32)
+        metrics = {}
+        for name, theta_e, robot_true, human_true in (
+                [("true", learned_e, True, True)]
+                + [(name, jnp.asarray(theta_e, jnp.float32), True, False) for name, theta_e in thetas.items()]
+                + [("learned_robot", learned_e, False, True), ("learned_pair", learned_e, False, False)]):
+            metrics[name] = algorithm.retrained_evaluations(keys, theta_l, theta_e, iterations,
+                                                            true_learner_reward=robot_true,
+                                                            true_expert_reward=human_true)
             progress(f"seeds {members[0]}-{members[-1]}: {name} done")
         for index, seed in enumerate(members):
             if seed not in seeds:
                 continue
             study[seed] = {"theta_e": {name: theta[index].tolist() for name, theta in thetas.items()},
+                           "theta_l": np.asarray(theta_l[index]).tolist(),
                            "metrics": {name: {m: float(rows[index][m]) for m in REPORTED}
                                        for name, rows in metrics.items()}}
     return study
@@ -129,15 +148,18 @@ def human_model_study(results: dict, seeds: list[int], episodes: int,
 def summary(study: dict[int, dict]) -> str:
     """Mean ± std per variant and the paired effects on the robot return (mean ± std, SE = std/√S)."""
     seeds = sorted(study)
-    lines = [f"{len(seeds)} seeds: {seeds}; robot on its true r_ld, human on the variant; mean ± std (ddof 0)"]
+    lines = [f"{len(seeds)} seeds: {seeds}; robot on its true r_ld (but learned_robot, learned_pair), human on the "
+             "variant; mean ± std (ddof 0)"]
     for variant in VARIANTS:
         cells = [f"{m} {np.mean(v):.3f} ± {np.std(v):.3f}" for m in REPORTED
                  for v in [[study[s]["metrics"][variant][m] for s in seeds]]]
         lines.append(f"  {variant:<28} " + "   ".join(cells))
     lines.append("paired robot-return effects (mean ± std, SE):")
-    for label, variant, reference in (("total (learned - true)", "learned", "true"),) + EFFECTS:
-        effect = np.array([study[s]["metrics"][variant]["learner_return"]
-                           - study[s]["metrics"][reference]["learner_return"] for s in seeds])
+    combinations = list(PAIR_EFFECTS) + [(label, [(1, variant), (-1, reference)])
+                                         for label, variant, reference in EFFECTS]
+    for label, terms in combinations:
+        effect = np.array([sum(sign * study[s]["metrics"][variant]["learner_return"] for sign, variant in terms)
+                           for s in seeds])
         standard_error = effect.std() / np.sqrt(len(seeds))
         lines.append(f"  {label:<76} {effect.mean():+.3f} ± {effect.std():.3f}, SE {standard_error:.3f}")
     return "\n".join(lines)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gsiirl.cli.main import main
-from gsiirl.experiments import runner
+from gsiirl.experiments import results_file, runner
 
 
 def _run(argv, capsys):
@@ -145,7 +145,7 @@ def test_security_figure_from_results(tmp_path):
                                       "expert_return": rng.normal(size=5).tolist()} for s in range(3)}},
         "marl": {"seeds": {str(s): {"learner_return": [-1.0 - s], "expert_return": [1.0 + s]} for s in range(3)}}}}
     for block in results["methods"].values():
-        block["final"] = runner.summarize(block["seeds"])
+        block["final"] = results_file.summarize(block["seeds"])
     paths = make_figure(results, tmp_path)
     assert paths[0].exists() and paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = summary(results)

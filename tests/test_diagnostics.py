@@ -138,9 +138,10 @@ def test_hri_human_model_study_trains_the_true_pair_as_the_marl_unit(tmp_path):
     from gsiirl.experiments import hri
     from gsiirl.experiments.runner import merge_options
 
-    runner = hri.make_unit_runner(TINY_HRI)
+    tiny = TINY_HRI | {"retrain_evaluation": True}
+    runner = hri.make_unit_runner(tiny)
     units = {str(seed): runner("gsiirl", seed, 2, lambda k: None) for seed in (0, 1)}
-    options = merge_options(hri.DEFAULT_OPTIONS, TINY_HRI)
+    options = merge_options(hri.DEFAULT_OPTIONS, tiny)
     results = {"experiment": "hri", "config": {"iterations": 2, "options": options},
                "methods": {"gsiirl": {"seeds": units}}}
     study = human_model_study(results, [1], TINY_HRI["evaluation_episodes"])
@@ -149,9 +150,13 @@ def test_hri_human_model_study_trains_the_true_pair_as_the_marl_unit(tmp_path):
     marl = runner("marl", 1, 2, lambda k: None)
     assert study[1]["metrics"]["true"] == {m: marl[m][-1] for m in study[1]["metrics"]["true"]}
     assert study[1]["theta_e"]["learned"] == pytest.approx([units["1"][f"theta_e_{i}"][-1] for i in range(3)])
+    # both learned rewards: the run's own reward-transfer policy (retrained_* metrics), number for number
+    assert study[1]["metrics"]["learned_pair"] == {m: units["1"][f"retrained_{m}"][-1]
+                                                   for m in study[1]["metrics"]["learned_pair"]}
+    assert len({json.dumps(study[1]["metrics"][v]) for v in ("true", "learned", "learned_robot", "learned_pair")}) == 4
     # the human is trained on the variant: its learned θe gives other numbers than its true r_e
     assert study[1]["metrics"]["learned"] != study[1]["metrics"]["true"]
-    assert "direction at the true norm" in summary(study) and "total (learned - true)" in summary(study)
+    assert "direction at the true norm" in summary(study) and "interaction (learned_pair" in summary(study)
 
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))

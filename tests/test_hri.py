@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gsiirl.experiments import runner
+from gsiirl.experiments import results_file
 from gsiirl.games.continuous import feature_expectations, rollout
 from gsiirl.games.hri import HRIState, make_hri_game, segment_min_distance, true_parameters, velocity_table
 from gsiirl.solvers.maddpg import init_state, make_policy, policy_logits
@@ -183,7 +183,7 @@ def test_experiment_options_are_validated_and_figure_is_written(tmp_path):
     paths = experiment.make_figure(results, tmp_path)
     assert len(paths) == 1 and paths[0].exists() and paths[0].stat().st_size > 10_000
     for block in results["methods"].values():
-        block["final"] = runner.summarize(block["seeds"])
+        block["final"] = results_file.summarize(block["seeds"])
     table = experiment.summary(results).splitlines()  # what `gsiirl run hri` prints
     assert "robot return" in table[0] and "collision rate" in table[0] and "goal rate" in table[0]
     # one seed: the mean alone (a std over one value would print a meaningless ± 0.000)

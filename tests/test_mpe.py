@@ -262,7 +262,7 @@ def test_unit_runners_share_one_compiled_backend_per_option_set():
 
 def _old_marl_results(path, options: dict) -> dict:
     """Write a one-seed MARL results file made with ``options``; returns the stored seed metrics."""
-    from gsiirl.experiments.runner import save_results
+    from gsiirl.experiments.results_file import save_results
 
     stored = {"learner_return": [4.0], "expert_return": [-17.0]}
     save_results({"schema_version": 1, "experiment": "mpe", "versions": {},
@@ -283,7 +283,7 @@ def test_results_made_before_the_minibatch_option_resume_as_256(tmp_path):
     under the new default (128) is refused naming the option; with --option minibatch_size=256 it resumes
     and, all its seeds being stored, computes nothing."""
     from gsiirl.experiments import mpe as experiment
-    from gsiirl.experiments.runner import ResultsFileError
+    from gsiirl.experiments.results_file import ResultsFileError
 
     stored = _old_marl_results(tmp_path, {k: v for k, v in experiment.DEFAULT_OPTIONS.items()
                                           if k not in ("minibatch_size", "seed_batch")})
@@ -296,7 +296,7 @@ def test_results_made_before_initial_radius_resume_with_their_radius(tmp_path):
     """Before `initial_radius` existed the initial draws used the ball's radius: a file made with
     radius 2 resumes only with initial_radius 2 (the default 1.0 is refused, naming the option)."""
     from gsiirl.experiments import mpe as experiment
-    from gsiirl.experiments.runner import ResultsFileError
+    from gsiirl.experiments.results_file import ResultsFileError
 
     old_options = {k: v for k, v in experiment.DEFAULT_OPTIONS.items() if k != "initial_radius"}
     stored = _old_marl_results(tmp_path, {**old_options, "radius": 2.0})

@@ -13,9 +13,9 @@ import pytest
 
 from gsiirl.cli.main import main
 from gsiirl.cli.reproduce import build_table, reproduce
-from gsiirl.experiments import runner
-from gsiirl.experiments.runner import (ResultsFileError, exclusive_directory, load_results, run_experiment,
-                                      summary_text)
+from gsiirl.experiments import results_file, runner
+from gsiirl.experiments.results_file import summary_text
+from gsiirl.experiments.runner import ResultsFileError, exclusive_directory, load_results, run_experiment
 
 
 @pytest.fixture
@@ -137,8 +137,8 @@ def _store_constant(results, module, merged, path, *, methods, seeds, iterations
         block = results["methods"].setdefault(method, {"seeds": {}, "final": {}})
         for seed in range(seeds):
             block["seeds"][str(seed)] = {"learner_return": [1.0 + seed], "expert_return": [-1.0]}
-        block["final"] = runner.summarize(block["seeds"])
-    runner.save_results(results, path)
+        block["final"] = results_file.summarize(block["seeds"])
+    results_file.save_results(results, path)
     return results
 
 

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from gsiirl.experiments import runner
+from gsiirl.experiments import results_file, runner
 from gsiirl.experiments.runner import (LOCK_FILE, ResultsFileError, load_results, merge_options, run_experiment,
                                       summarize)
 
@@ -220,7 +220,7 @@ def test_summary_text_by_hand():
                              "1": {"learner_return": [0.0, 2.0], "expert_return": [0.0, -2.0]}}}}}
     for block in results["methods"].values():
         block["final"] = summarize(block["seeds"])
-    lines = runner.summary_text(results, labels={"learner_return": "robot return"},
+    lines = results_file.summary_text(results, labels={"learner_return": "robot return"},
                                 extra_metrics=("collision_rate",)).splitlines()
     assert "robot return" in lines[0] and "gap to MARL (robot return)" in lines[0] and "collision rate" in lines[0]
     marl, ours = lines[1].split(), lines[2].split()
@@ -234,7 +234,7 @@ def test_summary_text_by_hand():
 def test_summary_text_adds_the_interaction_row_with_its_own_gaps():
     from gsiirl.algorithms.sample_based import INTERACTION_PREFIX
 
-    assert runner.INTERACTION_PREFIX == INTERACTION_PREFIX
+    assert results_file.INTERACTION_PREFIX == INTERACTION_PREFIX
     seeds = {"0": {"learner_return": [1.0], "expert_return": [-1.0]}, "1": {"learner_return": [3.0], "expert_return": [-3.0]}}
     ours = {"0": {"learner_return": [0.5], "expert_return": [-2.0], "interaction_learner_return": [1.5],
                   "interaction_expert_return": [-1.0]},
@@ -243,7 +243,7 @@ def test_summary_text_adds_the_interaction_row_with_its_own_gaps():
     results = {"methods": {"marl": {"seeds": seeds}, "gsiirl": {"seeds": ours}}}
     for block in results["methods"].values():
         block["final"] = summarize(block["seeds"])
-    lines = runner.summary_text(results).splitlines()
+    lines = results_file.summary_text(results).splitlines()
     assert [line.split()[0] for line in lines[1:]] == ["marl", "gsiirl", "gsiirl"]
     row = lines[3].split()
     # interaction learner 2.000 ± 0.500; gaps +0.5 and -0.5 -> 0.000 ± 0.500; expert gaps 0 and -1 -> -0.5 ± 0.5
@@ -252,10 +252,10 @@ def test_summary_text_adds_the_interaction_row_with_its_own_gaps():
 
 
 def test_mean_std_text_one_seed_shows_the_mean_alone():
-    assert runner.mean_std_text(-1.23456, 0.0, 1) == "-1.235"
-    assert runner.mean_std_text(-1.23456, 0.5, 2) == "-1.235 ± 0.500"
-    assert runner.mean_std_text(2.0, 0.25, 3, digits=2) == "2.00 ± 0.25"
-    assert runner.mean_std_text(None, None, 0) == "n/a"
+    assert results_file.mean_std_text(-1.23456, 0.0, 1) == "-1.235"
+    assert results_file.mean_std_text(-1.23456, 0.5, 2) == "-1.235 ± 0.500"
+    assert results_file.mean_std_text(2.0, 0.25, 3, digits=2) == "2.00 ± 0.25"
+    assert results_file.mean_std_text(None, None, 0) == "n/a"
 
 
 def test_security_marl_and_adversarial_resume(tmp_path):

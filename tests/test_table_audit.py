@@ -9,7 +9,7 @@ import math
 import pytest
 
 from gsiirl.cli.reproduce import build_table
-from gsiirl.experiments.runner import ResultsFileError, load_results, summarize
+from gsiirl.experiments.results_file import ResultsFileError, load_results, summarize
 
 
 def _experiment(seeds_by_method: dict[str, dict]) -> dict:
@@ -190,8 +190,8 @@ def test_load_results_refuses_an_empty_metric_list_naming_the_field(tmp_path):
 
 
 def test_a_unit_that_returns_an_empty_metric_series_is_refused_by_name():
-    from gsiirl.experiments.runner import _clean_metrics
+    from gsiirl.experiments.results_file import clean_metrics
 
-    assert _clean_metrics({"learner_return": [1.0, float("nan")]}) == {"learner_return": [1.0, None]}
+    assert clean_metrics({"learner_return": [1.0, float("nan")]}) == {"learner_return": [1.0, None]}
     with pytest.raises(ValueError, match=r"metric 'expert_return' has no values"):
-        _clean_metrics({"learner_return": [1.0], "expert_return": []})
+        clean_metrics({"learner_return": [1.0], "expert_return": []})

@@ -25,7 +25,7 @@ def run_demo(out_dir: Path, *, seeds: int = 3, iterations: int = 30, show_progre
 
     import gsiirl
     from gsiirl.experiments.figures import save_figure
-    from gsiirl.experiments.runner import mean_std_text
+    from gsiirl.experiments.results_file import mean_std_text
     from gsiirl.io.atomic import atomic_write_bytes, check_output_directory
     from gsiirl.validation import check_count
 

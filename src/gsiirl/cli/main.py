@@ -24,7 +24,8 @@ try:  # typer >= 0.20 vendors its own copy of click
 except ImportError:  # pragma: no cover - older typer uses the click package
     from click import exceptions as click_exceptions
 
-from gsiirl.experiments.runner import METHODS, ResultsFileError, load_experiment, run_experiment
+from gsiirl.experiments.results_file import METHODS, ResultsFileError
+from gsiirl.experiments.runner import load_experiment, run_experiment
 
 EXIT_USAGE = 2
 BACKEND_HELP = ("serial (one process, per-iteration progress), process (one unit per worker process: use it for "

@@ -141,7 +141,7 @@ def _transfer_section(results_by_experiment: dict[str, dict], rows: list[dict]) 
     reward transfer (method "<label> retrained": policies retrained from scratch on each seed's final
     learned rewards with the MARL unit's budget and random numbers, ``retrained_*`` metrics) and, for
     GSIIRL, the interaction (method "GSIIRL interaction", ``interaction_*`` metrics)."""
-    from gsiirl.experiments.runner import INTERACTION_PREFIX
+    from gsiirl.experiments.results_file import INTERACTION_PREFIX
 
     return (_paired_section(results_by_experiment, rows, "retrained_", METHOD_ROWS[1:], "retrained", TRANSFER_INTRO)
             + _paired_section(results_by_experiment, rows, INTERACTION_PREFIX, METHOD_ROWS[2:], "interaction",
@@ -225,7 +225,7 @@ def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDE
     Every experiment's existing results are checked against this run's plan BEFORE anything runs. The
     table covers every experiment with results in ``out_dir``, also those not run by this call."""
     from gsiirl.cli.main import execute_run
-    from gsiirl.experiments.runner import RESULTS_FILE, load_results
+    from gsiirl.experiments.results_file import RESULTS_FILE, load_results
 
     run = run or execute_run
     experiments = tuple(dict.fromkeys(experiments))
@@ -260,7 +260,8 @@ def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDE
 def _check_plan(target: Path, experiment: str, plan: tuple[int, int], quick: bool) -> None:
     """Refuse, before any work, a folder whose results were made with another plan (e.g. the other
     ``--quick`` setting), with a message in ``reproduce``'s terms."""
-    from gsiirl.experiments.runner import METHODS, RESULTS_FILE, ResultsFileError, prepare_run
+    from gsiirl.experiments.results_file import METHODS, RESULTS_FILE, ResultsFileError
+    from gsiirl.experiments.runner import prepare_run
 
     check_output_directory(target, name=f"out (the {experiment} results)")
     seeds, iterations = plan

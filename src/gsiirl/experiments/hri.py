@@ -206,7 +206,7 @@ def make_unit_runner(options: dict | None = None):
 def summary(results: dict) -> str:
     """Final iteration per method: robot / human returns, collision and goal rates (mean ± std over seeds),
     and the paired per-seed gaps to MARL on the two returns."""
-    from gsiirl.experiments.runner import summary_text
+    from gsiirl.experiments.results_file import summary_text
 
     return summary_text(results, labels={"learner_return": "robot return", "expert_return": "human return"},
                         extra_metrics=("collision_rate", "goal_rate"))

@@ -178,7 +178,7 @@ def make_unit_runner(options: dict | None = None) -> Callable[[str, int, int, Ca
 def summary(results: dict) -> str:
     """Final iteration per method: the good agents' (learner) and the adversary's (expert) returns, mean ±
     std over seeds, and the paired per-seed gaps to MARL."""
-    from gsiirl.experiments.runner import summary_text
+    from gsiirl.experiments.results_file import summary_text
 
     return summary_text(results, labels={"learner_return": "agents return", "expert_return": "adversary return"})
 

@@ -222,7 +222,7 @@ def make_figure(results: dict, out_dir: Path) -> list[Path]:
 
 def summary(results: dict) -> str:
     """Table 1 style text: final mean ± std per method, and the per-seed gap to MARL (paired)."""
-    from gsiirl.experiments.runner import summary_text
+    from gsiirl.experiments.results_file import summary_text
 
     return summary_text(results)
 
