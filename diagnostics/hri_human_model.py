@@ -1,4 +1,4 @@
-"""Which part of GSIIRL's learned human reward θe makes the model human a worse partner for the robot?
+"""Which part of GSIIRL's learned rewards (the human's θe, taken apart; the robot's θl) costs the robot its return?
 
 Reads a ``gsiirl run hri`` results file with a GSIIRL unit. For each seed the robot keeps its TRUE r_ld and
 the human is trained on a variant of the seed's final learned θe; both are trained FROM SCRATCH with the
