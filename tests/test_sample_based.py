@@ -11,6 +11,7 @@ import pytest
 from gsiirl.algorithms.sample_based import SampleBasedConfig, SampleBasedGSIIRL
 from gsiirl.games.continuous import Rollout, discounted_sum, feature_expectations, make_reward_params, team_rewards
 from gsiirl.games.hri import make_hri_game
+from gsiirl.hypergradients.spsa import spsa_hypergradient
 from gsiirl.solvers.maddpg import MADDPGConfig
 
 # The `tiny` budget trains identical ± policies, so its hypergradient is 0 (the warning that
@@ -277,3 +278,39 @@ def test_interaction_metrics_score_the_learner_policy_met_by_the_true_expert(tin
             tiny.run(method, key, 1, final_pair="interaction")
     with pytest.raises(ValueError, match="final_pair"):
         tiny.run("gsiirl", key, 1, final_pair="expert")
+
+
+def test_hessian_regularization_damps_only_the_implicit_terms_hessian(tiny):
+    """``hessian_regularization`` replaces λ in the SPSA Hessian (H = data + λ_H I, Lemma 2's implicit term),
+    not in the inner loop's Lemma 1 step; None is exactly λ. Checked against the SPSA estimator called with
+    λ_H on the same evaluations and key, and against the damping's effect on the eigenvalue floor."""
+    from dataclasses import replace
+
+    from gsiirl.hypergradients.types import LowerLevelEvaluation
+
+    a = jnp.asarray([[2.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 3.0]])
+    theta_l, theta_e, key = jnp.asarray([0.1, 0.2, 0.3]), jnp.asarray([0.3, -0.2, 0.1]), jax.random.PRNGKey(0)
+
+    def batch(spsa_key, model_state, interaction_state, thetas_l, thetas_e, mu_l, mu_e):
+        return LowerLevelEvaluation(upper_objective=thetas_l.sum(-1) + thetas_e @ jnp.asarray([1.0, -2.0, 0.5]),
+                                    expert_loss_gradient=thetas_e @ a + 0.3 * thetas_l, learner_loss_gradient=thetas_l)
+
+    def estimate(algorithm):
+        return algorithm._estimate(batch, 0.1, key, None, None, None, theta_l, theta_e, None, None)
+
+    def reference(ridge):
+        return spsa_hypergradient(key, lambda tl, te: batch(None, None, None, tl, te, None, None), theta_l, theta_e,
+                                  perturbation=0.1, num_samples=1, regularization=ridge,
+                                  cross_term="learner_perturbation")
+
+    damped = SampleBasedGSIIRL(tiny.game, replace(tiny.config, hessian_regularization=2.0))
+    for algorithm, ridge in ((tiny, 0.5), (damped, 2.0)):  # None: λ = 0.5
+        for ours, expected in zip(estimate(algorithm), reference(ridge)):
+            np.testing.assert_allclose(ours, expected, rtol=1e-6)
+    assert np.linalg.eigvalsh(np.asarray(estimate(damped).expert_hessian)).min() >= 2.0 - 1e-5
+    assert not np.allclose(estimate(damped).hypergradient, estimate(tiny).hypergradient)
+    mu_e, mu_hat = jnp.asarray([1.0, 0.0, 0.0]), jnp.zeros(3)
+    np.testing.assert_allclose(damped._inner_update(theta_e, mu_e, mu_hat), tiny._inner_update(theta_e, mu_e, mu_hat))
+    for bad in (0.0, -1.0, "abc", True):
+        with pytest.raises(ValueError, match="hessian_regularization: expected a positive number or None"):
+            replace(tiny.config, hessian_regularization=bad)

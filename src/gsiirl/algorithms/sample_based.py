@@ -195,7 +195,7 @@ class SampleBasedGSIIRL(RewardTransfer, PassiveMethods):
 
         return spsa_hypergradient(
             key, evaluate, theta_l, theta_e, perturbation=perturbation, num_samples=c.spsa_samples,
-            regularization=c.regularization,
+            regularization=c.regularization if c.hessian_regularization is None else c.hessian_regularization,
             cross_term="learner_perturbation" if c.cross_term == "data_dependent" else "expert_perturbation")
 
     def _ascent(self, step: float):

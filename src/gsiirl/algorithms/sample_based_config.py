@@ -35,6 +35,10 @@ class SampleBasedConfig:
         regularization: λ, the ridge weight of the lower-level loss. The hypergradient scales like 1/λ
             (Lemma 2's H⁻¹), so a small λ gives huge, noisy ‖∇F‖ (HRI uses 0.5, MPE 1.0; before
             session 17 the default was 0.01).
+        hessian_regularization: the ridge added to the SPSA Hessian of Lemma 2's implicit term (and the
+            floor of its eigenvalues); None: ``regularization``, the exact Hessian of the regularised loss.
+            A larger value damps the implicit term (damped implicit differentiation) without shrinking θe
+            more in the inner loop (docs/hri.md, "Session 24").
         radius: both θ's are projected onto the ball of this radius.
         initial_radius: random initial θ's have norms in [0.5, 1]·this (None: ``radius``).
         inner_step_size: β, the projected gradient step on θe (lines 5–8).
@@ -58,6 +62,7 @@ class SampleBasedConfig:
     evaluation_episodes: int = 256  # rollouts for μ(π), f and the metrics
     temperature: float = 1.0  # α in Lemma 1/3: ∇L = (μ(π) − μ̂(D)) / α
     regularization: float = 0.5  # λ (the hypergradient scales like 1/λ; docs/simulators.md §3)
+    hessian_regularization: float | None = None  # ridge of the implicit term's Hessian (None: λ)
     radius: float = 1.5  # both θ's live in the ball of this radius
     initial_radius: float | None = None  # random initial θ's have norms in [0.5, 1]·this (None: radius)
     inner_step_size: float = 0.05  # β
@@ -94,9 +99,12 @@ class SampleBasedConfig:
         if self.initial_radius is not None and not 0 < self.initial_radius <= self.radius:
             raise ValueError(f"initial_radius: expected a number in (0, radius = {self.radius}] or None, "
                              f"got {self.initial_radius}")
-        if self.outer_step_size is not None and not self.outer_step_size > 0:
+        if self.hessian_regularization is not None and not _positive_number(self.hessian_regularization):
+            raise ValueError(f"hessian_regularization: expected a positive number or None, "
+                             f"got {self.hessian_regularization}")
+        if self.outer_step_size is not None and not _positive_number(self.outer_step_size):
             raise ValueError(f"outer_step_size: expected a positive number or None, got {self.outer_step_size}")
-        if self.max_hypergradient_norm is not None and not self.max_hypergradient_norm > 0:
+        if self.max_hypergradient_norm is not None and not _positive_number(self.max_hypergradient_norm):
             raise ValueError(f"max_hypergradient_norm: expected a positive number or None, "
                              f"got {self.max_hypergradient_norm}")
         if self.hypergradient_terms not in ("lemma2", "direct"):
@@ -105,6 +113,10 @@ class SampleBasedConfig:
             raise ValueError(f"cross_term: expected one of {list(CROSS_TERMS)}, got {self.cross_term!r}")
         if self.perturbation_floor < 0:
             raise ValueError(f"perturbation_floor: expected >= 0, got {self.perturbation_floor}")
+
+
+def _positive_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def _params(theta_l, theta_e, use_true_ld, use_true_e) -> RewardParams:

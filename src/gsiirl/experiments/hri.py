@@ -49,6 +49,7 @@ ALGORITHM_OPTIONS = {
     "evaluation_episodes": 256,
     "likelihood_temperature": 1.0,
     "regularization": 0.5,
+    "hessian_regularization": None,  # ridge of the implicit term's SPSA Hessian; None: regularization (docs/hri.md)
     "radius": 1.5,
     "inner_step_size": 0.05,
     "outer_step_size": None,
@@ -67,7 +68,8 @@ ALGORITHM_OPTIONS = {
     "sample_human_start": [0.45, 0.0],
 }
 # resuming results files older than an option: the value they were made with
-OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "critic_input": "joint"}
+OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "critic_input": "joint",
+                              "hessian_regularization": None}
 DEFAULT_OPTIONS = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in HRI_DEFAULTS.items()},
                    **ALGORITHM_OPTIONS}
 
@@ -112,8 +114,9 @@ def _sample_based_config(o: dict):
     config = SampleBasedConfig(
         maddpg=maddpg, warmup_iterations=o["warmup_cycles"], data_episodes=o["data_episodes"],
         evaluation_episodes=o["evaluation_episodes"], temperature=o["likelihood_temperature"],
-        regularization=o["regularization"], radius=o["radius"], inner_step_size=o["inner_step_size"],
-        outer_step_size=o["outer_step_size"], lipschitz=o["lipschitz"], spsa_samples=o["spsa_samples"],
+        regularization=o["regularization"], hessian_regularization=o["hessian_regularization"], radius=o["radius"],
+        inner_step_size=o["inner_step_size"], outer_step_size=o["outer_step_size"], lipschitz=o["lipschitz"],
+        spsa_samples=o["spsa_samples"],
         perturbation_scale=o["perturbation_scale"], perturbation_floor=o["perturbation_floor"],
         max_hypergradient_norm=o["max_hypergradient_norm"], hypergradient_terms=o["hypergradient_terms"],
         cross_term=o["cross_term"], reset_worse_than_random=bool(o["reset_worse_than_random"]))
