@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from gsiirl.games.continuous import RewardParams
 from gsiirl.solvers.maddpg import MADDPGConfig, validate_config
+from gsiirl.validation import is_positive_number
 
 CROSS_TERMS = ("fixed_data", "data_dependent")
 # metrics that are finite in any sound run: a NaN / inf in one means the game produced one
@@ -99,12 +100,12 @@ class SampleBasedConfig:
         if self.initial_radius is not None and not 0 < self.initial_radius <= self.radius:
             raise ValueError(f"initial_radius: expected a number in (0, radius = {self.radius}] or None, "
                              f"got {self.initial_radius}")
-        if self.hessian_regularization is not None and not _positive_number(self.hessian_regularization):
+        if self.hessian_regularization is not None and not is_positive_number(self.hessian_regularization):
             raise ValueError(f"hessian_regularization: expected a positive number or None, "
                              f"got {self.hessian_regularization}")
-        if self.outer_step_size is not None and not _positive_number(self.outer_step_size):
+        if self.outer_step_size is not None and not is_positive_number(self.outer_step_size):
             raise ValueError(f"outer_step_size: expected a positive number or None, got {self.outer_step_size}")
-        if self.max_hypergradient_norm is not None and not _positive_number(self.max_hypergradient_norm):
+        if self.max_hypergradient_norm is not None and not is_positive_number(self.max_hypergradient_norm):
             raise ValueError(f"max_hypergradient_norm: expected a positive number or None, "
                              f"got {self.max_hypergradient_norm}")
         if self.hypergradient_terms not in ("lemma2", "direct"):
@@ -113,10 +114,6 @@ class SampleBasedConfig:
             raise ValueError(f"cross_term: expected one of {list(CROSS_TERMS)}, got {self.cross_term!r}")
         if self.perturbation_floor < 0:
             raise ValueError(f"perturbation_floor: expected >= 0, got {self.perturbation_floor}")
-
-
-def _positive_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def _params(theta_l, theta_e, use_true_ld, use_true_e) -> RewardParams:
