@@ -85,7 +85,7 @@ def iteration_profile(repeats: int = 3) -> dict[str, float]:
     SPSA batch (2 + 2n perturbed pairs + 2 interaction members), the greedy evaluation, and, inside the
     fine-tune, one member's MADDPG train call and one of its rollouts, to split rollouts from updates; also
     the check before each fine-tune that restarts teams worse than random play, and its cost relative to
-    the pair fine-tune."""
+    the pair fine-tune; and the checkpoint saved after every outer iteration, relative to the same."""
     import jax
     import jax.numpy as jnp
 
@@ -121,6 +121,17 @@ def iteration_profile(repeats: int = 3) -> dict[str, float]:
         "one_member_rollout": median_seconds(rollout_one, key, model_state.actor, repeats=repeats),
     }
     profile["reset_check_over_pair_fine_tune_ratio"] = profile["pair_reset_check"] / profile["pair_fine_tune"]
+    # the checkpoint written after every outer iteration (θ's, both MADDPG states, 50 rows of 40 metrics)
+    import tempfile
+
+    from gsiirl.algorithms.run_state import RunState
+
+    store = RunState(Path(tempfile.mkdtemp()) / "checkpoint", {"benchmark": True})
+    rows = [[{f"metric_{i}": 1.0 for i in range(40)} for _ in range(50)]]
+    trees = {"theta_l": theta_l[None], "theta_e": theta_e[None], "states": jax.tree_util.tree_map(lambda x: x[None], states)}
+    profile["checkpoint_save"] = median_seconds(lambda: store.save("gsiirl", 50, trees, {"histories": rows}),
+                                                repeats=repeats)
+    profile["checkpoint_save_over_pair_fine_tune_ratio"] = profile["checkpoint_save"] / profile["pair_fine_tune"]
     return profile
 
 

@@ -39,3 +39,22 @@ def _release_compiled_programs():
     yield
     jax.clear_caches()
     gc.collect()
+
+
+@pytest.fixture(scope="session")
+def tiny_hri_backend():
+    """Builder of a tiny sample-based back-end on the HRI game (horizon 5, 8-unit MADDPG, a few episodes)
+    for tests of the back-end's plumbing; keyword arguments override SampleBasedConfig fields."""
+    from gsiirl.algorithms.sample_based import SampleBasedConfig, SampleBasedGSIIRL
+    from gsiirl.games.hri import make_hri_game
+    from gsiirl.solvers.maddpg import MADDPGConfig
+
+    def build(**overrides):
+        maddpg = MADDPGConfig(hidden=8, num_envs=4, iterations=1, updates_per_iteration=2, buffer_iterations=2,
+                              minibatch_size=16)
+        config = SampleBasedConfig(**{**dict(maddpg=maddpg, warmup_iterations=2, data_episodes=8,
+                                             evaluation_episodes=8, spsa_samples=1, regularization=0.5, radius=1.0,
+                                             inner_step_size=0.1, max_hypergradient_norm=2.0), **overrides})
+        return SampleBasedGSIIRL(make_hri_game({"horizon": 5}), config)
+
+    return build

@@ -10,7 +10,6 @@ import pytest
 
 from gsiirl.algorithms.sample_based import SampleBasedConfig, SampleBasedGSIIRL
 from gsiirl.games.continuous import Rollout, discounted_sum, feature_expectations, make_reward_params, team_rewards
-from gsiirl.games.hri import make_hri_game
 from gsiirl.hypergradients.spsa import spsa_hypergradient
 from gsiirl.solvers.maddpg import MADDPGConfig
 
@@ -63,14 +62,8 @@ def test_team_rewards_mix_true_and_modelled_rewards():
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    game = make_hri_game({"horizon": 5})
-    maddpg = MADDPGConfig(hidden=8, num_envs=4, iterations=1, updates_per_iteration=2, buffer_iterations=2,
-                          minibatch_size=16)
-    config = SampleBasedConfig(maddpg=maddpg, warmup_iterations=2, data_episodes=8, evaluation_episodes=8,
-                               spsa_samples=1, regularization=0.5, radius=1.0, inner_step_size=0.1,
-                               max_hypergradient_norm=2.0)
-    return SampleBasedGSIIRL(game, config)
+def tiny(tiny_hri_backend):
+    return tiny_hri_backend()
 
 
 def test_inner_step_is_projected_lemma1_descent(tiny):

@@ -17,16 +17,18 @@ both TRUE rewards; no interaction), ``marl`` (MADDPG on both true rewards; one v
 
 from __future__ import annotations
 
-import time
 import warnings
 from functools import partial
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gsiirl.algorithms import schedules
 from gsiirl.algorithms.reward_transfer import RewardTransfer
+from gsiirl.algorithms.run_state import Resume
+from gsiirl.algorithms.sample_based_checkpoint import CheckpointedRuns
 from gsiirl.algorithms.sample_based_passive import PassiveMethods
 from gsiirl.algorithms.sample_based_config import (  # noqa: F401  (re-exported: the back-end's public names)
     CROSS_TERMS, SampleBasedConfig, _params, final_thetas, require_finite,
@@ -52,7 +54,7 @@ INTERACTION_PREFIX = "interaction_"  # GSIIRL's metrics of the interaction pair 
 MetricsFn = Callable[[Rollout], dict]
 
 
-class SampleBasedGSIIRL(RewardTransfer, PassiveMethods):
+class SampleBasedGSIIRL(RewardTransfer, PassiveMethods, CheckpointedRuns):
     """GSIIRL / MA-IRL / MARL on a :class:`ContinuousGame`; jitted pieces are built once per instance.
 
     Args:
@@ -237,20 +239,21 @@ class SampleBasedGSIIRL(RewardTransfer, PassiveMethods):
 
     # ----------------------------------------------------------------- methods
     def run(self, method: str, key: jax.Array, iterations: int,
-            callback: Callable[[int, dict], None] | None = None, *, final_pair: str = "model"):
+            callback: Callable[[int, dict], None] | None = None, *, final_pair: str = "model", checkpoint=None):
         """Run one method for one seed. Returns (per-iteration metric dicts, final joint MADDPG state).
 
         ``callback(k, metrics)`` is called after every outer iteration k (0-based). The same computation
-        as :meth:`run_seeds` with a group of one (``final_pair`` as there).
+        as :meth:`run_seeds` with a group of one (``final_pair`` and ``checkpoint`` as there).
         """
         on_group = None if callback is None else (lambda k, metrics: callback(k, metrics[0]))
         histories, states = self.run_seeds(method, jnp.asarray(key)[None], iterations, on_group,
-                                           final_pair=final_pair)
+                                           final_pair=final_pair, checkpoint=checkpoint)
         return histories[0], (tree_index(states, 0) if final_pair != "both"
                               else {name: tree_index(s, 0) for name, s in states.items()})
 
     def run_seeds(self, method: str, keys: jax.Array, iterations: int,
-                  callback: Callable[[int, list[dict]], None] | None = None, *, final_pair: str = "model"):
+                  callback: Callable[[int, list[dict]], None] | None = None, *, final_pair: str = "model",
+                  checkpoint=None):
         """Run one method for a group of S seeds as one vmapped batch (keys [S, 2]).
 
         Returns (one history per seed, final joint MADDPG states [S]). ``callback(k, metrics)`` gets
@@ -262,6 +265,15 @@ class SampleBasedGSIIRL(RewardTransfer, PassiveMethods):
         pair π^{θl,θe} (both players on learned rewards; the reported metrics), ``"interaction"`` the
         learner's policy with the simulated expert's true-reward response (the ``interaction_*`` metrics),
         ``"both"`` a dict ``{"model": states, "interaction": states}``.
+
+        ``checkpoint`` (a path, or a :class:`gsiirl.algorithms.run_state.RunState`): after the warm-up and
+        after every finished outer iteration (MARL: every fine-tune) the run's state is saved there
+        atomically (``PATH.json`` + ``PATH.npz``); calling again with the same arguments continues after the
+        last saved step and gives the uninterrupted run's numbers (``wall_time`` aside), or, if the run had
+        finished, returns its results without computing. ``callback`` is not called for restored
+        iterations. A checkpoint of another method, seeds, iteration count, configuration, game size or
+        library version raises ValueError naming the field. The retraining of
+        :meth:`retrained_evaluations` is not part of a run and is not saved.
         """
         if method not in METHODS:
             raise ValueError(f"method: expected one of {list(METHODS)}, got {method!r}")
@@ -274,9 +286,11 @@ class SampleBasedGSIIRL(RewardTransfer, PassiveMethods):
         keys = check_keys(keys)
         callback = callback or (lambda k, m: None)
         ops = self._ops(keys.shape[0] > 1)
+        resume = self._resume(method, ops, keys, int(iterations), checkpoint)
         if method != "gsiirl":
-            return {"ma-irl": self._run_ma_irl, "marl": self._run_marl}[method](ops, keys, int(iterations), callback)
-        histories, pairs = self._run_gsiirl(ops, keys, int(iterations), callback)
+            return {"ma-irl": self._run_ma_irl, "marl": self._run_marl}[method](ops, keys, int(iterations), callback,
+                                                                                 resume)
+        histories, pairs = self._run_gsiirl(ops, keys, int(iterations), callback, resume)
         return histories, (pairs if final_pair == "both" else pairs[final_pair])
 
     def _warm_states(self, ops, keys, params: RewardParams):
@@ -289,15 +303,23 @@ class SampleBasedGSIIRL(RewardTransfer, PassiveMethods):
             states, _ = ops["step"](fold_in_each(train_keys, i), states, params)
         return states
 
-    def _train_fixed(self, ops, keys, params: RewardParams, iterations: int):
-        """MADDPG from scratch on fixed rewards params [S, P]: warm-up + ``iterations`` fine-tunes.
-        Returns (states [S, P], last measurement [S, P])."""
+    def _train_fixed(self, ops, keys, params: RewardParams, iterations: int, resume: Resume | None = None):
+        """MADDPG from scratch on fixed rewards params [S, P]: warm-up + ``iterations`` fine-tunes, saved
+        after each as phase "fixed" of ``resume`` (continued from it if it holds that phase).
+        Returns (states [S, P], last measurement [S, P], teams restarted)."""
+        resume = resume or Resume()
         split = split_each(keys, 2)
-        states = self._warm_states(ops, split[:, 0], params)
-        measured, resets = None, 0
-        for k in range(iterations):
+        if resume.phase == "fixed":
+            states, measured, first = resume.trees["states"], resume.trees.get("measured"), resume.completed
+            resets = np.asarray(resume.info["resets"])
+        else:
+            states, measured, resets, first = self._warm_states(ops, split[:, 0], params), None, 0, 0
+            resume.save("fixed", 0, {"states": states}, {"resets": 0})
+        for k in range(first, iterations):
             states, measured, reset = self._fine_tune(ops, fold_in_each(split[:, 1], k), states, params)
             resets = resets + reset
+            resume.save("fixed", k + 1, {"states": states, **({"measured": measured} if k + 1 == iterations else {})},
+                        {"resets": np.asarray(resets).tolist()})
         return states, measured, resets
 
     def _fine_tune(self, ops, keys, states, params: RewardParams):
@@ -328,22 +350,29 @@ class SampleBasedGSIIRL(RewardTransfer, PassiveMethods):
         pair = _params(jnp.stack([theta_l, theta_l]), jnp.stack([theta_e, theta_e]), 0.0, 0.0)
         return pair._replace(use_true_e=jnp.asarray([1.0, 0.0], jnp.float32))
 
-    def _run_gsiirl(self, ops, keys, iterations, callback):
+    def _run_gsiirl(self, ops, keys, iterations, callback, resume: Resume):
         """Algorithm 1: interaction, t_k inner steps, SPSA hypergradient, projected ascent on θl."""
-        c, start, size = self.config, time.perf_counter(), keys.shape[0]
+        c, size = self.config, keys.shape[0]
         batched = size > 1
         split = split_each(keys, 3)
         init_keys, warm_keys, loop_keys = split[:, 0], split[:, 1], split[:, 2]
-        theta_l, theta_e = ops["init_parameters"](init_keys)
         step = c.outer_step_size or schedules.outer_step_size(iterations, c.lipschitz)
         ascend = seedwise(self._ascent(step), batched, jit=False)
-        # Two warm-started policies trained as one batch: the interaction policy (the learner plays
-        # r_ld^θl + r_li, the simulated expert best-responds with its TRUE r_e) and the model policy
-        # π^{θl,θe}. Both are fine-tuned at every step (the data policy's extra tuning is free in time).
-        states = self._warm_states(ops, warm_keys, ops["pair"](theta_l, theta_e))
-        histories = [[] for _ in range(size)]
-        warned_zero = False
-        for k in range(iterations):
+        if resume.phase == "gsiirl":
+            theta_l, theta_e, states = (resume.trees[name] for name in ("theta_l", "theta_e", "states"))
+            histories, warned_zero = resume.info["histories"], resume.info["warned_zero"]
+        else:
+            theta_l, theta_e = ops["init_parameters"](init_keys)
+            # Two warm-started policies trained as one batch: the interaction policy (the learner plays
+            # r_ld^θl + r_li, the simulated expert best-responds with its TRUE r_e) and the model policy
+            # π^{θl,θe}. Both are fine-tuned at every step (the data policy's extra tuning is free in time).
+            states = self._warm_states(ops, warm_keys, ops["pair"](theta_l, theta_e))
+            histories, warned_zero = [[] for _ in range(size)], False
+        save = lambda done: resume.save("gsiirl", done, {"theta_l": theta_l, "theta_e": theta_e, "states": states},
+                                        {"histories": histories, "warned_zero": warned_zero})
+        if resume.phase != "gsiirl":
+            save(0)
+        for k in range(resume.completed if resume.phase == "gsiirl" else 0, iterations):
             iteration_keys = split_each(fold_in_each(loop_keys, k), 4)  # [S, 4, 2]
             data, resets = None, 0
             # Lines 3-8: interact once (D(θl) fixed for the iteration), then t_k projected gradient
@@ -372,7 +401,7 @@ class SampleBasedGSIIRL(RewardTransfer, PassiveMethods):
             losses = ops["nll"](model_state.actor, data["data"])
             hypergradient_norms = jnp.linalg.norm(estimate.hypergradient, axis=-1)
             direct_norms = jnp.linalg.norm(estimate.learner_objective_gradient, axis=-1)
-            wall = time.perf_counter() - start
+            wall = resume.elapsed()
             for s, row in enumerate(metrics):
                 row.update(
                     wall_time=wall, hypergradient_norm=float(hypergradient_norms[s]),
@@ -394,5 +423,7 @@ class SampleBasedGSIIRL(RewardTransfer, PassiveMethods):
             direction = estimate.learner_objective_gradient if c.hypergradient_terms == "direct" \
                 else estimate.hypergradient
             theta_l = ascend(theta_l, direction)  # line 15 (ascent)
+            save(k + 1)
             callback(k, metrics)
+        interaction_state, model_state = (tree_index(states, (slice(None), member)) for member in (0, 1))
         return histories, {"model": model_state, "interaction": interaction_state}

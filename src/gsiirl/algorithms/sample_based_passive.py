@@ -4,10 +4,9 @@ Lemma 1/3's Monte-Carlo gradients; no interaction)."""
 
 from __future__ import annotations
 
-import time
-
 import jax.numpy as jnp
 
+from gsiirl.algorithms.run_state import Resume
 from gsiirl.algorithms.sample_based_config import _params, require_finite
 from gsiirl.algorithms.seed_batch import fold_in_each, seedwise, split_each, tree_index
 from gsiirl.games.continuous import RewardParams
@@ -24,43 +23,53 @@ class PassiveMethods:
         return _params(jnp.zeros((size, 1, self.game.learner_feature_size)),
                        jnp.zeros((size, 1, self.game.expert_feature_size)), 1.0, 1.0)
 
-    def _run_marl(self, ops, keys, iterations, callback):
-        start = time.perf_counter()
+    def _run_marl(self, ops, keys, iterations, callback, resume: Resume):
         split = split_each(keys, 2)
-        states, _, resets = self._train_fixed(ops, split[:, 0], self._true_params(keys.shape[0]), iterations)
+        states, _, resets = self._train_fixed(ops, split[:, 0], self._true_params(keys.shape[0]), iterations,
+                                              resume)
         states = tree_index(states, (slice(None), 0))
         metrics = self._group_evaluation(ops, split[:, 1], states)
         for s, m in enumerate(metrics):
-            m.update(wall_time=time.perf_counter() - start, **self._reset_metrics(resets, s))
+            m.update(wall_time=resume.elapsed(), **self._reset_metrics(resets, s))
             require_finite("marl", iterations - 1, s, m)
         callback(iterations - 1, metrics)
         return [[m] for m in metrics], states
 
-    def _run_ma_irl(self, ops, keys, iterations, callback):
+    def _run_ma_irl(self, ops, keys, iterations, callback, resume: Resume):
         """Passive MA-IRL: demonstrations with both TRUE rewards, then ML descent on both θ's."""
-        start, size = time.perf_counter(), keys.shape[0]
+        size = keys.shape[0]
         split = split_each(keys, 4)
         demo_keys, init_keys, warm_keys, loop_keys = (split[:, i] for i in range(4))
-        _, demos, _ = self._train_fixed(ops, demo_keys, self._true_params(size), iterations)
-        demos = tree_index(demos, (slice(None), 0))  # the last measurement = the demonstrations
-        theta_l, theta_e = ops["init_parameters"](init_keys)
         model = lambda tl, te: _params(tl[:, None], te[:, None], 0.0, 0.0)
-        states = self._warm_states(ops, warm_keys, model(theta_l, theta_e))
+        if resume.phase == "ma-irl":
+            demos, theta_l, theta_e, states = (resume.trees[name] for name in ("demos", "theta_l", "theta_e", "states"))
+            histories = resume.info["histories"]
+        else:
+            _, demos, _ = self._train_fixed(ops, demo_keys, self._true_params(size), iterations, resume)
+            demos = tree_index(demos, (slice(None), 0))  # the last measurement = the demonstrations
+            theta_l, theta_e = ops["init_parameters"](init_keys)
+            states = self._warm_states(ops, warm_keys, model(theta_l, theta_e))
+            histories = [[] for _ in range(size)]
+        save = lambda done: resume.save("ma-irl", done, {"demos": demos, "theta_l": theta_l, "theta_e": theta_e,
+                                                         "states": states}, {"histories": histories})
+        if resume.phase != "ma-irl":
+            save(0)
         descend = seedwise(self._ma_irl_update, size > 1, jit=False)
-        histories = [[] for _ in range(size)]
-        for k in range(iterations):
+        state = tree_index(states, (slice(None), 0))
+        for k in range(resume.completed if resume.phase == "ma-irl" else 0, iterations):
             step_keys = split_each(fold_in_each(loop_keys, k), 2)
             states, m, resets = self._fine_tune(ops, step_keys[:, 0], states, model(theta_l, theta_e))
             state, m = tree_index(states, (slice(None), 0)), tree_index(m, (slice(None), 0))
             metrics = self._group_evaluation(ops, step_keys[:, 1], state)
             losses = ops["nll"](state.actor, demos["data"])
-            wall = time.perf_counter() - start
+            wall = resume.elapsed()
             for s, row in enumerate(metrics):
                 row.update(wall_time=wall, expert_loss=float(losses[s]), **self._reset_metrics(resets, s),
                            **self._theta_metrics(theta_l[s], theta_e[s]))
                 require_finite("ma-irl", k, s, row)
                 histories[s].append(row)
             theta_l, theta_e = descend(theta_l, theta_e, m["mu_l"], m["mu_e"], demos["mu_l"], demos["mu_e"])
+            save(k + 1)
             callback(k, metrics)
         return histories, state
 

@@ -174,7 +174,8 @@ def make_group_runner(options: dict | None = None):
     check_seed_batch(merged)
     sample_game, algorithm = _build(_freeze(merged))
 
-    def run(method: str, seeds: tuple[int, ...], iterations: int, progress) -> list[dict[str, list[float]]]:
+    def run(method: str, seeds: tuple[int, ...], iterations: int, progress,
+            checkpoint=None) -> list[dict[str, list[float]]]:
         import jax
 
         from gsiirl.algorithms.seed_batch import tree_index
@@ -183,7 +184,7 @@ def make_group_runner(options: dict | None = None):
         from gsiirl.solvers.maddpg import make_policy
 
         results, states, keys = run_seed_group(algorithm, method, seeds, iterations, progress,
-                                               merged["retrain_evaluation"])
+                                               merged["retrain_evaluation"], checkpoint)
         for index, metrics in enumerate(results):
             actor = tree_index(states, index).actor
             sample = rollout(jax.random.fold_in(keys[index], 7919), sample_game,

@@ -157,12 +157,13 @@ def make_group_runner(options: dict | None = None) -> Callable[..., list[dict[st
     backend = _cached_backend(freeze_options(options, exclude=_UNIT_ONLY_OPTIONS))
 
     def run(method: str, seeds: tuple[int, ...], iterations: int,
-            progress: Callable[[int], None]) -> list[dict[str, list[float]]]:
+            progress: Callable[[int], None], checkpoint=None) -> list[dict[str, list[float]]]:
         from gsiirl.experiments.sample_units import run_seed_group
 
         if method not in ("gsiirl", "ma-irl", "marl"):
             raise ValueError(f"method: expected 'gsiirl', 'ma-irl' or 'marl', got {method!r}")
-        return run_seed_group(backend, method, seeds, iterations, progress, options["retrain_evaluation"])[0]
+        return run_seed_group(backend, method, seeds, iterations, progress, options["retrain_evaluation"],
+                              checkpoint)[0]
 
     return run
 

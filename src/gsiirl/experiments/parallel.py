@@ -4,22 +4,45 @@ A unit is one method on one *seed group* (a single seed, or the fixed group of s
 vmaps together, option ``seed_batch``). Every unit is a pure function of (experiment, method, seeds,
 iterations, options), so the backends give identical numbers; only wall time differs. Results are
 handed back as units finish, so the runner can save each one atomically the moment it completes
-(nothing finished is lost on a crash).
+(nothing finished is lost on a crash). A unit whose runner accepts ``checkpoint`` (the sample-based
+experiments) also saves its own state after every outer iteration in ``CHECKPOINT_DIR`` (:func:`unit_checkpoint`),
+so an interrupted unit continues where it stopped instead of starting again.
 """
 
 from __future__ import annotations
 
+import inspect
 import multiprocessing
 import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 BACKENDS = ("serial", "process", "ray")
 
 Unit = tuple[str, str, tuple[int, ...], int, dict]  # (experiment, method, seeds, iterations, options)
 GroupRunner = Callable[[str, tuple[int, ...], int, Callable[[int], None]], list[dict]]
+CHECKPOINT_DIR = ".checkpoints"  # OUT/.checkpoints/<unit>.json|.npz: the state of units still running
+
+
+def unit_checkpoint(checkpoint_dir, unit: Unit):
+    """The checkpoint (:class:`gsiirl.algorithms.run_state.RunState`) of ``unit`` in ``checkpoint_dir``:
+    ``<method>-seeds-<first>-<last>``, identified by the experiment and its options (plus what the
+    algorithm adds); a checkpoint of other options is discarded, not continued."""
+    from gsiirl.algorithms.run_state import RunState
+
+    experiment, method, seeds, _, options = unit
+    return RunState(Path(checkpoint_dir) / f"{method}-seeds-{seeds[0]}-{seeds[-1]}",
+                    {"experiment": experiment, "options": options}, discard_mismatched=True)
+
+
+def checkpoint_arguments(runner: GroupRunner, checkpoint_dir, unit: Unit) -> dict:
+    """``{"checkpoint": ...}`` for a runner that accepts one (and a ``checkpoint_dir``), else ``{}``."""
+    if checkpoint_dir is None or "checkpoint" not in inspect.signature(runner).parameters:
+        return {}
+    return {"checkpoint": unit_checkpoint(checkpoint_dir, unit)}
 
 
 def make_runner(module, options: dict) -> GroupRunner:
@@ -31,14 +54,17 @@ def make_runner(module, options: dict) -> GroupRunner:
     return lambda method, seeds, iterations, progress: [single(method, seed, iterations, progress) for seed in seeds]
 
 
-def run_unit(unit: Unit, progress: Callable[[int], None] | None = None) -> list[dict[str, list[float]]]:
+def run_unit(unit: Unit, progress: Callable[[int], None] | None = None,
+             checkpoint_dir: str | None = None) -> list[dict[str, list[float]]]:
     """Run one unit in the current process (importable by worker processes and Ray): one metrics dict
-    per seed of the unit's group. ``progress(k)`` is called after outer iteration k."""
+    per seed of the unit's group. ``progress(k)`` is called after outer iteration k; with
+    ``checkpoint_dir`` the unit continues from, and keeps, its checkpoint there (:func:`unit_checkpoint`)."""
     from gsiirl.experiments.runner import load_experiment
 
     experiment, method, seeds, iterations, options = unit
     runner = make_runner(load_experiment(experiment), options)
-    return runner(method, tuple(seeds), iterations, progress or (lambda _: None))
+    return runner(method, tuple(seeds), iterations, progress or (lambda _: None),
+                  **checkpoint_arguments(runner, checkpoint_dir, unit))
 
 
 def exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
@@ -70,14 +96,16 @@ def start_order(units: list[Unit]) -> list[Unit]:
 
 def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | None = None,
                   address: str | None = None,
-                  serial_runner: Callable[[Unit], list[dict]] | None = None) -> Iterator[tuple[Unit, list[dict]]]:
+                  serial_runner: Callable[[Unit], list[dict]] | None = None,
+                  checkpoint_dir: str | None = None) -> Iterator[tuple[Unit, list[dict]]]:
     """Yield (unit, [metrics per seed of the unit]) as units finish. ``serial_runner`` lets the serial
-    backend report progress."""
+    backend report progress. ``checkpoint_dir``: where units keep their checkpoints (:func:`run_unit`;
+    not on a remote Ray cluster, whose workers may not share this machine's disk)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
     if backend == "serial":
         for unit in units:
-            yield unit, (serial_runner or run_unit)(unit)
+            yield unit, (serial_runner(unit) if serial_runner else run_unit(unit, None, checkpoint_dir))
         return
     if backend == "process":
         units = start_order(units)
@@ -86,7 +114,7 @@ def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | 
                                    initargs=(os.getpid(),))
         pending = {}
         try:
-            pending = {pool.submit(run_unit, unit): unit for unit in units}
+            pending = {pool.submit(run_unit, unit, None, checkpoint_dir): unit for unit in units}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -97,7 +125,8 @@ def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | 
             else:
                 pool.shutdown(wait=True)
         return
-    yield from _execute_on_ray(start_order(units), workers=workers, address=address)
+    yield from _execute_on_ray(start_order(units), workers=workers, address=address,
+                               checkpoint_dir=None if address else checkpoint_dir)
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:
@@ -113,7 +142,7 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
         process.join(timeout=10)
 
 
-def _execute_on_ray(units: Iterable[Unit], *, workers: int | None, address: str | None):
+def _execute_on_ray(units: Iterable[Unit], *, workers: int | None, address: str | None, checkpoint_dir=None):
     try:
         import ray
     except ImportError:
@@ -129,7 +158,7 @@ def _execute_on_ray(units: Iterable[Unit], *, workers: int | None, address: str 
         ray.init(ignore_reinit_error=True, log_to_driver=False, **kwargs)
     try:
         remote = ray.remote(run_unit)
-        pending = {remote.remote(unit): unit for unit in units}
+        pending = {remote.remote(unit, None, checkpoint_dir): unit for unit in units}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for reference in done:

@@ -18,6 +18,7 @@ import importlib
 import importlib.metadata
 import json
 import platform
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -170,6 +171,10 @@ def run_experiment(
         results, module, merged, path = prepare_run(experiment, out_dir=out_dir, methods=methods, seeds=seeds,
                                                     iterations=iterations, options=options, resume=resume,
                                                     force=force)
+        if force:  # start afresh: no unit continues an earlier run's checkpoint
+            from gsiirl.experiments.parallel import CHECKPOINT_DIR
+
+            shutil.rmtree(Path(out_dir) / CHECKPOINT_DIR, ignore_errors=True)
         return _execute(results, module, merged, path, methods=list(dict.fromkeys(methods)), seeds=seeds,
                         iterations=iterations, progress=progress, describe=describe, backend=backend,
                         workers=workers, address=address)
@@ -266,8 +271,12 @@ def prepare_run(experiment: str, *, out_dir: Path, methods=METHODS, seeds: int =
 
 def _execute(results: dict, module, merged: dict, path: Path, *, methods: list[str], seeds: int, iterations: int,
              progress, describe, backend: str, workers, address) -> dict:
-    """Run the units ``results`` does not hold yet, saving the file after every finished one."""
+    """Run the units ``results`` does not hold yet, saving the file after every finished one. Units that
+    support it keep a checkpoint in ``OUT/.checkpoints`` while they run (deleted once stored)."""
+    from gsiirl.experiments.parallel import CHECKPOINT_DIR, checkpoint_arguments, unit_checkpoint
+
     experiment = results["experiment"]
+    checkpoint_dir = str(path.parent / CHECKPOINT_DIR)
 
     def wanted(method: str, group: tuple[int, ...]) -> list[int]:
         """The seeds of a unit's group that this run asked for and that are not stored yet."""
@@ -282,6 +291,7 @@ def _execute(results: dict, module, merged: dict, path: Path, *, methods: list[s
         block["seeds"] = {key: block["seeds"][key] for key in sorted(block["seeds"], key=int)}
         block["final"] = summarize(block["seeds"])
         save_results(results, path)
+        unit_checkpoint(checkpoint_dir, unit).delete()  # stored: its checkpoint is no longer needed
 
     batch = check_seed_batch(merged) if hasattr(module, "make_group_runner") and "seed_batch" in merged else 1
     pending = []
@@ -298,7 +308,8 @@ def _execute(results: dict, module, merged: dict, path: Path, *, methods: list[s
 
         if describe is not None and pending:
             describe(f"{experiment}: {len(pending)} units on {backend}")
-        for unit, per_seed in execute_units(pending, backend=backend, workers=workers, address=address):
+        for unit, per_seed in execute_units(pending, backend=backend, workers=workers, address=address,
+                                            checkpoint_dir=checkpoint_dir):
             count = len(wanted(unit[1], unit[2]))
             store(unit, per_seed)
             if progress is not None:
@@ -322,7 +333,8 @@ def _execute(results: dict, module, merged: dict, path: Path, *, methods: list[s
                 progress((finished - done[0]) * count)
             done[0] = max(done[0], finished)
 
-        per_seed = run_group(method, group, int(iterations), on_iteration)
+        per_seed = run_group(method, group, int(iterations), on_iteration,
+                             **checkpoint_arguments(run_group, checkpoint_dir, unit))
         if progress is not None and done[0] < iterations:
             progress((int(iterations) - done[0]) * count)
         store(unit, per_seed)

@@ -45,8 +45,9 @@ def unit_runner_from_groups(make_group_runner: Callable, default_options: dict, 
 
 
 def run_seed_group(algorithm, method: str, seeds: tuple[int, ...], iterations: int,
-                   progress: Callable[[int], None], retrain: bool) -> tuple[list[dict], object, object]:
-    """Run ``method`` for ``seeds`` as one batch (PRNG key of seed s = PRNGKey(s)).
+                   progress: Callable[[int], None], retrain: bool, checkpoint=None) -> tuple[list[dict], object, object]:
+    """Run ``method`` for ``seeds`` as one batch (PRNG key of seed s = PRNGKey(s)), continuing from and
+    saving to ``checkpoint`` if given (``SampleBasedGSIIRL.run_seeds``).
 
     Returns (per seed: {metric: [per-iteration values]} incl. ``retrained_*`` if ``retrain``, the final
     joint MADDPG states [S], the keys [S, 2])."""
@@ -56,7 +57,8 @@ def run_seed_group(algorithm, method: str, seeds: tuple[int, ...], iterations: i
     from gsiirl.algorithms.sample_based import final_thetas
 
     keys = jnp.stack([jax.random.PRNGKey(int(seed)) for seed in seeds])
-    histories, states = algorithm.run_seeds(method, keys, int(iterations), lambda k, metrics: progress(k))
+    histories, states = algorithm.run_seeds(method, keys, int(iterations), lambda k, metrics: progress(k),
+                                            checkpoint=checkpoint)
     results = []
     for history in histories:
         names = sorted({name for metrics in history for name in metrics})

@@ -1,0 +1,79 @@
+"""Checkpoints of the sample-based back-end (``run_seeds(..., checkpoint=...)``): what identifies a run, and
+the pytree structures its saved phases are rebuilt into (:mod:`gsiirl.algorithms.run_state`).
+
+Phases (one file holds the latest phase of a run; ``completed`` counts its finished steps):
+
+* ``"gsiirl"`` — θl [S, n_l], θe [S, n_e], the interaction and model MADDPG states [S, 2]; completed = outer
+  iterations done (0: the warm-up is done);
+* ``"fixed"`` — MADDPG trained on fixed rewards (MARL, and MA-IRL's demonstrations): states [S, 1] and, once
+  all fine-tunes are done, their last measurement; completed = fine-tunes done (0: the warm-up is done);
+* ``"ma-irl"`` — the demonstrations, θl, θe and the model states [S, 1]; completed = outer iterations done.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import jax
+
+from gsiirl.algorithms.run_state import Resume, RunState
+from gsiirl.algorithms.seed_batch import seedwise, tree_index
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+class CheckpointedRuns:
+    """Mixin of :class:`gsiirl.algorithms.sample_based.SampleBasedGSIIRL` (uses ``game``, ``config``,
+    ``_init_states`` and ``_true_params``)."""
+
+    def _run_identity(self, method: str, keys, iterations: int) -> dict:
+        """What must be equal for a saved run to be continued: the method, the seeds' keys, the number of
+        iterations, every setting, the game's sizes and the versions the numbers depend on. (The game's
+        functions and ``metrics_fn`` cannot be fingerprinted: a checkpoint is for the same game.)"""
+        game = {name: value for name, value in self.game._asdict().items()
+                if isinstance(value, (int, float, str, tuple)) and not callable(value)}
+        return {"method": method, "keys": jax.device_get(keys).tolist(), "iterations": int(iterations),
+                "config": self.config, "game": game,
+                "versions": {name: _version(name) for name in ("gsiirl", "jax", "jaxlib", "optax")}}
+
+    def _resume(self, method: str, ops, keys, iterations: int, checkpoint) -> Resume:
+        """The :class:`Resume` of a run: a fresh start without ``checkpoint`` (a path or a
+        :class:`RunState`, to which this run's identity is added), else whatever the checkpoint holds."""
+        if checkpoint is None:
+            return Resume()
+        store = checkpoint if isinstance(checkpoint, RunState) else RunState(checkpoint)
+        return Resume(store.extended(self._run_identity(method, keys, iterations)),
+                      self._checkpoint_templates(ops, keys, iterations))
+
+    def _checkpoint_templates(self, ops, keys, iterations: int):
+        """``templates(phase, completed)``: pytrees with the structure of each phase's saved trees."""
+        size = keys.shape[0]
+
+        def fresh(members: int):
+            return seedwise(lambda key: self._init_states(key, members), size > 1, jit=False)(keys)
+
+        def measured(first_member: bool):
+            def step(states):
+                m = ops["step"](keys, states, self._true_params(size))[1]
+                return tree_index(m, (slice(None), 0)) if first_member else m
+            return jax.eval_shape(step, fresh(1))
+
+        def thetas():
+            theta_l, theta_e = ops["init_parameters"](keys)
+            return {"theta_l": theta_l, "theta_e": theta_e}
+
+        def templates(phase: str, completed: int) -> dict:
+            if phase == "gsiirl":
+                return {**thetas(), "states": fresh(2)}
+            if phase == "fixed":
+                return {"states": fresh(1), **({"measured": measured(False)} if completed == iterations else {})}
+            if phase == "ma-irl":
+                return {**thetas(), "states": fresh(1), "demos": measured(True)}
+            raise ValueError(f"checkpoint: unknown phase {phase!r} (written by another version of gsiirl?)")
+
+        return templates
