@@ -121,6 +121,8 @@ def test_a_checkpoint_of_another_run_is_refused_by_name(small, tmp_path):
     small.run("marl", jax.random.PRNGKey(1), 2,
               checkpoint=RunState(path, {"experiment": "mine"}, discard_mismatched=True))
     assert json.loads(path.with_suffix(".json").read_text())["identity"]["experiment"] == "mine"
+    with pytest.raises(ValueError, match="checkpoint: expected a path .* got int"):
+        small.run("marl", jax.random.PRNGKey(1), 2, checkpoint=3)
 
 
 def test_a_damaged_checkpoint_is_refused(small, tmp_path):

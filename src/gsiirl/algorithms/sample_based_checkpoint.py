@@ -13,6 +13,7 @@ Phases (one file holds the latest phase of a run; ``completed`` counts its finis
 from __future__ import annotations
 
 import importlib.metadata
+import os
 
 import jax
 
@@ -46,6 +47,9 @@ class CheckpointedRuns:
         :class:`RunState`, to which this run's identity is added), else whatever the checkpoint holds."""
         if checkpoint is None:
             return Resume()
+        if not isinstance(checkpoint, (str, os.PathLike, RunState)):
+            raise ValueError(f"checkpoint: expected a path (str or os.PathLike) or a RunState, got "
+                             f"{type(checkpoint).__name__}")
         store = checkpoint if isinstance(checkpoint, RunState) else RunState(checkpoint)
         return Resume(store.extended(self._run_identity(method, keys, iterations)),
                       self._checkpoint_templates(ops, keys, iterations))
