@@ -28,11 +28,11 @@ import hashlib
 import io
 import json
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from gsiirl.algorithms.config import _result_paths
 from gsiirl.io.atomic import atomic_write_bytes
 
 FORMAT = "gsiirl-sample-based-checkpoint"
@@ -56,12 +56,6 @@ def _jsonable(value):
     return value
 
 
-def _paths(path) -> tuple[Path, Path]:
-    path = Path(path)
-    base = path.with_suffix("") if path.suffix in (".json", ".npz") else path
-    return base.parent / (base.name + ".json"), base.parent / (base.name + ".npz")
-
-
 class RunState:
     """The checkpoint of one sample-based run at ``path`` (``PATH.json`` + ``PATH.npz``).
 
@@ -73,7 +67,7 @@ class RunState:
     """
 
     def __init__(self, path, identity: dict | None = None, discard_mismatched: bool = False) -> None:
-        self.json_path, self.npz_path = _paths(path)
+        self.json_path, self.npz_path = _result_paths(path)  # as FitResult.save: a .json/.npz suffix replaced
         self.identity = _jsonable(identity or {})
         self.discard_mismatched = discard_mismatched
 

@@ -12,20 +12,13 @@ Phases (one file holds the latest phase of a run; ``completed`` counts its finis
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 
 import jax
 
 from gsiirl.algorithms.run_state import Resume, RunState
 from gsiirl.algorithms.seed_batch import seedwise, tree_index
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+from gsiirl.io.versions import package_version
 
 
 class CheckpointedRuns:
@@ -40,7 +33,7 @@ class CheckpointedRuns:
                 if isinstance(value, (int, float, str, tuple)) and not callable(value)}
         return {"method": method, "keys": jax.device_get(keys).tolist(), "iterations": int(iterations),
                 "config": self.config, "game": game,
-                "versions": {name: _version(name) for name in ("gsiirl", "jax", "jaxlib", "optax")}}
+                "versions": {name: package_version(name) for name in ("gsiirl", "jax", "jaxlib", "optax")}}
 
     def _resume(self, method: str, ops, keys, iterations: int, checkpoint) -> Resume:
         """The :class:`Resume` of a run: a fresh start without ``checkpoint`` (a path or a

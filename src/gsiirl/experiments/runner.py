@@ -15,7 +15,6 @@ One run writes a directory at a time: ``run_experiment`` holds an exclusive lock
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import json
 import platform
 import shutil
@@ -27,19 +26,15 @@ from gsiirl.experiments.results_file import (METHODS, RESULTS_FILE, SCHEMA_VERSI
                                              load_results, save_results, summarize)
 from gsiirl.experiments.sample_units import check_seed_batch, seed_group
 from gsiirl.io.atomic import check_output_directory
+from gsiirl.io.versions import package_version
 from gsiirl.validation import is_integer
 
 
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries the numbers depend on."""
-    versions = {"python": platform.python_version()}
-    for package in ("gsiirl", "jax", "jaxlib", "numpy", "scipy", "optax"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
+    return {"python": platform.python_version(),
+            **{package: package_version(package) for package in ("gsiirl", "jax", "jaxlib", "numpy", "scipy", "optax")}}
 
 
 def load_experiment(name: str):

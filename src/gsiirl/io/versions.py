@@ -1,0 +1,13 @@
+"""Versions of the installed libraries that numbers depend on (recorded in results files and checkpoints)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+
+def package_version(name: str) -> str:
+    """The installed version of ``name``, or "not installed"."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
