@@ -190,6 +190,30 @@ def test_a_checkpoint_from_other_settings_or_another_game_is_refused(game, tmp_p
         gsiirl.fit(game, outer_iters=1, seed=0, checkpoint=plain, **FAST)
 
 
+def test_a_run_state_checkpoint_adds_the_callers_identity_and_may_discard_a_mismatch(game, tmp_path):
+    """``fit(checkpoint=RunState(...))`` (what ``gsiirl run`` passes): its identity is checked with the fit's
+    own, a mismatch is refused — or deleted and started afresh if the RunState says so — and the returned
+    result is the one without a checkpoint."""
+    from gsiirl.algorithms.run_state import RunState
+
+    reference = gsiirl.fit(game, outer_iters=2, seed=0, **FAST)
+    path = tmp_path / "unit"
+    first = gsiirl.fit(game, outer_iters=2, seed=0, checkpoint=RunState(path, {"options": {"a": 1}}), **FAST)
+    assert first.config == reference.config
+    assert FitResult.load(path).config["caller_identity"] == {"options": {"a": 1}}
+    with pytest.raises(ValueError, match="written with caller_identity="):
+        gsiirl.fit(game, outer_iters=2, seed=0, checkpoint=RunState(path, {"options": {"a": 2}}), **FAST)
+    with pytest.raises(ValueError, match="written with seed=0, this call has seed=1"):
+        gsiirl.fit(game, outer_iters=2, seed=1, checkpoint=RunState(path, {"options": {"a": 1}}), **FAST)
+    fresh = gsiirl.fit(game, outer_iters=2, seed=1, checkpoint=RunState(path, {"options": {"a": 2}},
+                                                                        discard_mismatched=True), **FAST)
+    assert fresh.history == gsiirl.fit(game, outer_iters=2, seed=1, **FAST).history | {
+        "wall_time": fresh.history["wall_time"]}
+    assert FitResult.load(path).config["caller_identity"] == {"options": {"a": 2}}
+    with pytest.raises(ValueError, match="checkpoint: expected a path .* got int"):
+        gsiirl.fit(game, outer_iters=2, seed=0, checkpoint=7, **FAST)
+
+
 def test_marl_writes_and_reuses_its_checkpoint(game, tmp_path):
     first = gsiirl.fit(game, method="marl", checkpoint=tmp_path / "marl", **FAST)
     again = gsiirl.fit(game, method="marl", checkpoint=tmp_path / "marl", **FAST)

@@ -143,6 +143,46 @@ def test_a_damaged_checkpoint_is_refused(small, tmp_path):
     small.run("marl", jax.random.PRNGKey(1), 2, checkpoint=path)  # a fresh start
 
 
+def test_an_interrupted_retraining_continues_to_the_uninterrupted_numbers(small, tmp_path, monkeypatch):
+    """The reward-transfer retraining (warm-up + fine-tunes on fixed learned rewards) saves itself like a
+    MARL run: interrupted in its second fine-tune, it continues with the remaining ones only and gives the
+    numbers of the same retraining without a checkpoint; other θ's are refused by name."""
+    thetas_l = jax.random.uniform(jax.random.PRNGKey(5), (2, small.game.learner_feature_size), minval=-0.5, maxval=0.5)
+    thetas_e = jax.random.uniform(jax.random.PRNGKey(6), (2, small.game.expert_feature_size), minval=-0.5, maxval=0.5)
+    reference = small.retrained_evaluations(KEYS, thetas_l, thetas_e, ITERATIONS)
+    path = tmp_path / "retraining"
+    restore = _interrupt_after(monkeypatch, 2)
+    with pytest.raises(Interrupted):
+        small.retrained_evaluations(KEYS, thetas_l, thetas_e, ITERATIONS, checkpoint=path)
+    restore()
+    assert json.loads(path.with_suffix(".json").read_text())["completed"] == 1
+    original, calls = SampleBasedGSIIRL._fine_tune, []
+    monkeypatch.setattr(SampleBasedGSIIRL, "_fine_tune", lambda self, *a: calls.append(1) or original(self, *a))
+    resumed = small.retrained_evaluations(KEYS, thetas_l, thetas_e, ITERATIONS, checkpoint=path)
+    monkeypatch.setattr(SampleBasedGSIIRL, "_fine_tune", original)
+    assert len(calls) == ITERATIONS - 1 and resumed == reference
+    with pytest.raises(ValueError, match="written with theta_l="):
+        small.retrained_evaluations(KEYS, thetas_l + 0.125, thetas_e, ITERATIONS, checkpoint=path)
+    with pytest.raises(ValueError, match="written with true_expert_reward=False"):
+        small.retrained_evaluations(KEYS, thetas_l, thetas_e, ITERATIONS, checkpoint=path, true_expert_reward=True)
+    with pytest.raises(ValueError, match="written with method='retrained'"):
+        small.run_seeds("marl", KEYS, ITERATIONS, checkpoint=path)
+
+
+def test_parts_of_a_checkpoint_are_deleted_with_it(tmp_path):
+    store = RunState(tmp_path / "gsiirl-seeds-0-4", {"a": 1})
+    part = store.part("retraining")
+    assert part.json_path == tmp_path / "gsiirl-seeds-0-4.retraining.json" and part.identity == {"a": 1}
+    neighbour = RunState(tmp_path / "gsiirl-seeds-0-49")
+    for each in (store, part, neighbour):
+        each.save("p", 1, {"tree": np.zeros(2, np.float32)})
+    store.delete()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["gsiirl-seeds-0-49.json", "gsiirl-seeds-0-49.npz"]
+    for bad in ("", "a.b", "a/b"):
+        with pytest.raises(ValueError, match="name: expected a non-empty name"):
+            store.part(bad)
+
+
 def test_stored_structure_must_match_the_run(tmp_path):
     store = RunState(tmp_path / "s", {"a": 1})
     store.save("p", 1, {"tree": {"x": np.zeros(3, np.float32)}}, {"rows": [1.5]})
@@ -172,7 +212,7 @@ def test_an_interrupted_experiment_unit_continues_from_its_checkpoint(tmp_path, 
                               options=SMALL_HRI, **kwargs)
 
     reference = run(tmp_path / "reference")
-    assert not any((tmp_path / "reference" / CHECKPOINT_DIR).glob("*"))  # stored, so deleted
+    assert not (tmp_path / "reference" / CHECKPOINT_DIR).exists()  # stored, so deleted, and the folder too
     restore = _interrupt_after(monkeypatch, 3)  # iterations 0 and 1 finish, 2 is interrupted
     with pytest.raises(Interrupted):
         run(tmp_path / "out")
@@ -200,3 +240,38 @@ def test_an_interrupted_experiment_unit_continues_from_its_checkpoint(tmp_path, 
         run(tmp_path / "forced", force=True)
     restore()
     assert json.loads((tmp_path / "forced" / CHECKPOINT_DIR / "gsiirl-seeds-0-1.json").read_text())["completed"] == 0
+
+
+def test_a_unit_interrupted_in_its_retraining_keeps_its_run_and_finished_fine_tunes(tmp_path, monkeypatch):
+    """`gsiirl run hri` with the reward-transfer retraining: a unit interrupted in the retraining's second
+    fine-tune neither recomputes its finished run nor the retraining's first fine-tune, and ends with the
+    uninterrupted numbers (the ``retrained_*`` metrics included); no checkpoint is left behind."""
+    from gsiirl.experiments.parallel import CHECKPOINT_DIR
+    from gsiirl.experiments.runner import run_experiment
+
+    def run(out):
+        return run_experiment("hri", out_dir=out, methods=["ma-irl"], seeds=2, iterations=ITERATIONS,
+                              options={**SMALL_HRI, "retrain_evaluation": True})
+
+    original, calls = SampleBasedGSIIRL._fine_tune, []
+    monkeypatch.setattr(SampleBasedGSIIRL, "_fine_tune", lambda self, *a: calls.append(1) or original(self, *a))
+    reference = run(tmp_path / "reference")
+    monkeypatch.setattr(SampleBasedGSIIRL, "_fine_tune", original)
+    assert len(calls) == 3 * ITERATIONS  # demonstrations, outer loop, retraining
+    restore = _interrupt_after(monkeypatch, 2 * ITERATIONS + 2)
+    with pytest.raises(Interrupted):
+        run(tmp_path / "out")
+    restore()
+    saved = tmp_path / "out" / CHECKPOINT_DIR / "ma-irl-seeds-0-1.retraining.json"
+    assert json.loads(saved.read_text())["completed"] == 1
+    calls.clear()
+    monkeypatch.setattr(SampleBasedGSIIRL, "_fine_tune", lambda self, *a: calls.append(1) or original(self, *a))
+    resumed = run(tmp_path / "out")
+    monkeypatch.setattr(SampleBasedGSIIRL, "_fine_tune", original)
+    assert len(calls) == ITERATIONS - 1
+    assert not (tmp_path / "out" / CHECKPOINT_DIR).exists()
+    for seed in ("0", "1"):
+        ours, theirs = (r["methods"]["ma-irl"]["seeds"][seed] for r in (resumed, reference))
+        assert "retrained_learner_return" in ours
+        assert {k: v for k, v in ours.items() if k != "wall_time"} == \
+            {k: v for k, v in theirs.items() if k != "wall_time"}

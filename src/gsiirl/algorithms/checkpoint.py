@@ -19,6 +19,7 @@ from gsiirl.algorithms.config import FitResult, _result_paths
 
 COMPLETED = "completed_iterations"
 GAME_DIGEST = "game_sha256"
+CALLER = "caller_identity"  # what a RunState checkpoint adds (e.g. `gsiirl run`'s experiment and options)
 
 
 def game_digest(game) -> str:
@@ -34,11 +35,21 @@ def game_digest(game) -> str:
     return digest.hexdigest()
 
 
-def load_checkpoint(path, identity: dict) -> FitResult | None:
+def checkpoint_target(checkpoint) -> tuple[Path, dict, bool]:
+    """(path, the caller's identity, discard a mismatched checkpoint?) of ``fit``'s ``checkpoint``: a path
+    (str or os.PathLike; refused if mismatched), or a :class:`gsiirl.algorithms.run_state.RunState`, whose
+    identity is checked too and whose ``discard_mismatched`` is followed (``gsiirl run`` passes one)."""
+    from gsiirl.algorithms.run_state import as_run_state
+
+    store = as_run_state(checkpoint)
+    return store.path, store.identity, store.discard_mismatched
+
+
+def load_checkpoint(path, identity: dict, discard_mismatched: bool = False) -> FitResult | None:
     """The checkpoint at ``path`` if it exists (None otherwise), after checking that it was written
     by a run with the same ``identity`` (settings and game digest); ValueError names the first field
-    that differs."""
-    json_path, _ = _result_paths(path)
+    that differs, or, with ``discard_mismatched``, the checkpoint is deleted and None returned."""
+    json_path, arrays_path = _result_paths(path)
     if not json_path.exists():
         return None
     saved = FitResult.load(path)
@@ -46,6 +57,10 @@ def load_checkpoint(path, identity: dict) -> FitResult | None:
         raise ValueError(f"checkpoint: {json_path} is a saved result, not a fit checkpoint")
     for name, value in identity.items():
         if saved.config.get(name) != value:
+            if discard_mismatched:
+                json_path.unlink(missing_ok=True)
+                arrays_path.unlink(missing_ok=True)
+                return None
             raise ValueError(f"checkpoint: {json_path} was written with {name}={saved.config.get(name)!r}, this "
                              f"call has {name}={value!r}; use another path or delete it to start again")
     return saved
@@ -60,5 +75,5 @@ def write_checkpoint(path, result: FitResult, completed: int) -> Path:
 
 def strip_marker(result: FitResult) -> FitResult:
     """The result without the checkpoint's bookkeeping field (what an uninterrupted ``fit`` returns)."""
-    config = {name: value for name, value in result.config.items() if name not in (COMPLETED, GAME_DIGEST)}
+    config = {name: value for name, value in result.config.items() if name not in (COMPLETED, GAME_DIGEST, CALLER)}
     return FitResult(result.theta_l, result.theta_e, result.policy, result.history, config)

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gsiirl.algorithms import schedules
-from gsiirl.algorithms.checkpoint import (COMPLETED, GAME_DIGEST, game_digest, load_checkpoint, strip_marker,
-                                          write_checkpoint)
+from gsiirl.algorithms.checkpoint import (CALLER, COMPLETED, GAME_DIGEST, checkpoint_target, game_digest,
+                                          load_checkpoint, strip_marker, write_checkpoint)
 from gsiirl.algorithms.config import FitConfig, FitResult
 from gsiirl.algorithms.interaction import (Expert, Oracle, SimulatedExpert, TableOracle, check_trajectories,
                                            query_full_table)
@@ -175,7 +175,8 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
             resumes after the last finished iteration and gives the numbers of an uninterrupted run
             (if the expert and oracle behave the same), so a crashing expert or oracle loses nothing
             finished. A checkpoint from other settings or another game raises ValueError. At the end it
-            holds the final result.
+            holds the final result. A :class:`gsiirl.algorithms.run_state.RunState` works too: its
+            path, plus its identity in the check, and a mismatch discarded if it says so.
         **options: fields of :class:`gsiirl.algorithms.config.FitConfig`.
     Returns:
         FitResult with theta_l, theta_e, the final policy and a per-iteration ``history``.
@@ -202,8 +203,11 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
     identity = config.to_dict() | {"method": method, "hypergradient": hypergradient, "seed": int(seed),
                                    "outer_iters": int(outer_iters)}
     if checkpoint is not None:
+        checkpoint, caller, discard = checkpoint_target(checkpoint)
         identity[GAME_DIGEST] = game_digest(queried_game)
-        resumed = load_checkpoint(checkpoint, identity)
+        if caller:
+            identity[CALLER] = caller
+        resumed = load_checkpoint(checkpoint, identity, discard)
         if resumed is not None and resumed.config[COMPLETED] >= (1 if method == "marl" else outer_iters):
             return strip_marker(resumed)
     else:

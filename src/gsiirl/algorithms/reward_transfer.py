@@ -14,10 +14,11 @@ from gsiirl.algorithms.seed_batch import check_keys, split_each, tree_index
 
 class RewardTransfer:
     """Mixin of :class:`gsiirl.algorithms.sample_based.SampleBasedGSIIRL` (uses its ``game``, ``_ops``,
-    ``_train_fixed``, ``_group_evaluation`` and ``_reset_metrics``)."""
+    ``_resume``, ``_train_fixed``, ``_group_evaluation`` and ``_reset_metrics``)."""
 
     def retrained_evaluation(self, key: jax.Array, theta_l: jax.Array, theta_e: jax.Array, iterations: int, *,
-                             true_learner_reward: bool = False, true_expert_reward: bool = False) -> dict:
+                             true_learner_reward: bool = False, true_expert_reward: bool = False,
+                             checkpoint=None) -> dict:
         """Reward transfer: a joint policy trained FROM SCRATCH on the learned pair (r_li + r_ld^θl, r_e^θe)
         with the MARL baseline's budget (warm-up + ``iterations`` fine-tunes), scored with the TRUE rewards.
 
@@ -25,8 +26,8 @@ class RewardTransfer:
         randomness is identical to MARL's, so per-seed differences isolate the rewards: the in-run
         policy of GSIIRL/MA-IRL has followed the rewards along the outer loop, this one has not.
         ``true_learner_reward`` / ``true_expert_reward`` swap one learned reward for the true one (both:
-        exactly the MARL unit), which splits a gap between the two learned rewards.
-        theta_l [n_l], theta_e [n_e]. Returns the same metrics as :meth:`evaluation`.
+        exactly the MARL unit), which splits a gap between the two learned rewards. ``checkpoint`` as in
+        :meth:`retrained_evaluations`. theta_l [n_l], theta_e [n_e]. Returns the same metrics as :meth:`evaluation`.
         """
         theta_l, theta_e = jnp.asarray(theta_l, jnp.float32), jnp.asarray(theta_e, jnp.float32)
         if theta_l.shape != (self.game.learner_feature_size,) or theta_e.shape != (self.game.expert_feature_size,):
@@ -34,11 +35,17 @@ class RewardTransfer:
                              f"({self.game.expert_feature_size},), got {theta_l.shape} and {theta_e.shape}")
         return self.retrained_evaluations(jnp.asarray(key)[None], theta_l[None], theta_e[None], iterations,
                                           true_learner_reward=true_learner_reward,
-                                          true_expert_reward=true_expert_reward)[0]
+                                          true_expert_reward=true_expert_reward, checkpoint=checkpoint)[0]
 
     def retrained_evaluations(self, keys: jax.Array, thetas_l: jax.Array, thetas_e: jax.Array, iterations: int, *,
-                              true_learner_reward: bool = False, true_expert_reward: bool = False) -> list[dict]:
-        """:meth:`retrained_evaluation` for a seed group: keys [S, 2], thetas_l [S, n_l], thetas_e [S, n_e]."""
+                              true_learner_reward: bool = False, true_expert_reward: bool = False,
+                              checkpoint=None) -> list[dict]:
+        """:meth:`retrained_evaluation` for a seed group: keys [S, 2], thetas_l [S, n_l], thetas_e [S, n_e].
+
+        ``checkpoint`` (a path or a :class:`gsiirl.algorithms.run_state.RunState`): the training is saved
+        after its warm-up and every fine-tune, as a MARL run's (``run_seeds``), and continued from there
+        when called again with the same arguments (another θ, key, flag or setting raises ValueError).
+        """
         keys = check_keys(keys)
         thetas_l, thetas_e = jnp.asarray(thetas_l, jnp.float32), jnp.asarray(thetas_e, jnp.float32)
         size = keys.shape[0]
@@ -51,6 +58,9 @@ class RewardTransfer:
         ops = self._ops(size > 1)
         split = split_each(keys, 2)  # the same split as _run_marl
         params = _params(thetas_l[:, None], thetas_e[:, None], float(true_learner_reward), float(true_expert_reward))
-        states, _, resets = self._train_fixed(ops, split[:, 0], params, int(iterations))
+        resume = self._resume("retrained", ops, keys, int(iterations), checkpoint, {
+            "theta_l": jax.device_get(thetas_l).tolist(), "theta_e": jax.device_get(thetas_e).tolist(),
+            "true_learner_reward": bool(true_learner_reward), "true_expert_reward": bool(true_expert_reward)})
+        states, _, resets = self._train_fixed(ops, split[:, 0], params, int(iterations), resume)
         metrics = self._group_evaluation(ops, split[:, 1], tree_index(states, (slice(None), 0)))
         return [m | self._reset_metrics(resets, s) for s, m in enumerate(metrics)]

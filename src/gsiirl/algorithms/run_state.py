@@ -24,9 +24,11 @@ shapes and dtypes are checked against them.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import io
 import json
+import os
 import time
 from typing import Any, Callable
 
@@ -74,6 +76,18 @@ class RunState:
     def extended(self, identity: dict) -> "RunState":
         """The same checkpoint with ``identity`` added to (and overriding) this one's."""
         return RunState(self.json_path, {**self.identity, **_jsonable(identity)}, self.discard_mismatched)
+
+    @property
+    def path(self):
+        """The checkpoint's path without suffix (``PATH`` of ``PATH.json`` / ``PATH.npz``)."""
+        return self.json_path.with_suffix("")
+
+    def part(self, name: str) -> "RunState":
+        """The checkpoint of a part of the same run (``PATH.<name>.json|npz``, same identity and discard
+        rule), e.g. the retraining after a run; :meth:`delete` removes the parts with the run's own."""
+        if not name or "/" in name or "." in name:
+            raise ValueError(f"name: expected a non-empty name without '/' or '.', got {name!r}")
+        return RunState(self.path.with_name(f"{self.path.name}.{name}"), self.identity, self.discard_mismatched)
 
     def save(self, phase: str, completed: int, trees: dict[str, Any], info: dict | None = None) -> None:
         """Save the named pytrees of ``phase`` after ``completed`` finished steps, and ``info`` (JSON-able:
@@ -151,9 +165,21 @@ class RunState:
         return phase, completed, trees, header.get("info", {})
 
     def delete(self) -> None:
-        """Remove the checkpoint (both files), e.g. once its results are stored elsewhere."""
-        for path in (self.json_path, self.npz_path):
+        """Remove the checkpoint (both files) and those of its parts (:meth:`part`), e.g. once its results
+        are stored elsewhere."""
+        stem = glob.escape(self.path.name)
+        parts = [path for pattern in (f"{stem}.*.json", f"{stem}.*.npz")
+                 for path in self.json_path.parent.glob(pattern)]
+        for path in (self.json_path, self.npz_path, *parts):
             path.unlink(missing_ok=True)
+
+
+def as_run_state(checkpoint) -> RunState:
+    """``checkpoint`` (a path, or a :class:`RunState`) as a :class:`RunState`; ValueError for anything else."""
+    if not isinstance(checkpoint, (str, os.PathLike, RunState)):
+        raise ValueError(f"checkpoint: expected a path (str or os.PathLike) or a RunState, got "
+                         f"{type(checkpoint).__name__}")
+    return checkpoint if isinstance(checkpoint, RunState) else RunState(checkpoint)
 
 
 class Resume:

@@ -8,15 +8,16 @@ Phases (one file holds the latest phase of a run; ``completed`` counts its finis
 * ``"fixed"`` — MADDPG trained on fixed rewards (MARL, and MA-IRL's demonstrations): states [S, 1] and, once
   all fine-tunes are done, their last measurement; completed = fine-tunes done (0: the warm-up is done);
 * ``"ma-irl"`` — the demonstrations, θl, θe and the model states [S, 1]; completed = outer iterations done.
+
+The retraining of :meth:`~gsiirl.algorithms.reward_transfer.RewardTransfer.retrained_evaluations` (method
+``"retrained"``, identified also by the learned θ's it trains on) saves phase ``"fixed"`` in its own file.
 """
 
 from __future__ import annotations
 
-import os
-
 import jax
 
-from gsiirl.algorithms.run_state import Resume, RunState
+from gsiirl.algorithms.run_state import Resume, as_run_state
 from gsiirl.algorithms.seed_batch import seedwise, tree_index
 from gsiirl.io.versions import package_version
 
@@ -35,16 +36,14 @@ class CheckpointedRuns:
                 "config": self.config, "game": game,
                 "versions": {name: package_version(name) for name in ("gsiirl", "jax", "jaxlib", "optax")}}
 
-    def _resume(self, method: str, ops, keys, iterations: int, checkpoint) -> Resume:
+    def _resume(self, method: str, ops, keys, iterations: int, checkpoint, identity: dict | None = None) -> Resume:
         """The :class:`Resume` of a run: a fresh start without ``checkpoint`` (a path or a
-        :class:`RunState`, to which this run's identity is added), else whatever the checkpoint holds."""
+        :class:`RunState`, to which this run's identity and ``identity`` are added), else whatever the
+        checkpoint holds."""
         if checkpoint is None:
             return Resume()
-        if not isinstance(checkpoint, (str, os.PathLike, RunState)):
-            raise ValueError(f"checkpoint: expected a path (str or os.PathLike) or a RunState, got "
-                             f"{type(checkpoint).__name__}")
-        store = checkpoint if isinstance(checkpoint, RunState) else RunState(checkpoint)
-        return Resume(store.extended(self._run_identity(method, keys, iterations)),
+        store = as_run_state(checkpoint)
+        return Resume(store.extended(self._run_identity(method, keys, iterations) | (identity or {})),
                       self._checkpoint_templates(ops, keys, iterations))
 
     def _checkpoint_templates(self, ops, keys, iterations: int):

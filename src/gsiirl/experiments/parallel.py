@@ -4,9 +4,10 @@ A unit is one method on one *seed group* (a single seed, or the fixed group of s
 vmaps together, option ``seed_batch``). Every unit is a pure function of (experiment, method, seeds,
 iterations, options), so the backends give identical numbers; only wall time differs. Results are
 handed back as units finish, so the runner can save each one atomically the moment it completes
-(nothing finished is lost on a crash). A unit whose runner accepts ``checkpoint`` (the sample-based
-experiments) also saves its own state after every outer iteration in ``CHECKPOINT_DIR`` (:func:`unit_checkpoint`),
-so an interrupted unit continues where it stopped instead of starting again.
+(nothing finished is lost on a crash). A unit whose runner accepts ``checkpoint`` (all three experiments,
+but security's MARL and adversarial MA-IRL) also saves its own state after every outer iteration in
+``CHECKPOINT_DIR`` (:func:`unit_checkpoint`), so an interrupted unit continues where it stopped instead of
+starting again.
 """
 
 from __future__ import annotations
@@ -51,7 +52,22 @@ def make_runner(module, options: dict) -> GroupRunner:
     if hasattr(module, "make_group_runner"):
         return module.make_group_runner(options)
     single = module.make_unit_runner(options)
-    return lambda method, seeds, iterations, progress: [single(method, seed, iterations, progress) for seed in seeds]
+    if "checkpoint" not in inspect.signature(single).parameters:
+        return lambda method, seeds, iterations, progress: [single(method, seed, iterations, progress)
+                                                            for seed in seeds]
+
+    def run(method: str, seeds: tuple[int, ...], iterations: int, progress, checkpoint=None) -> list[dict]:
+        """Each seed with its own checkpoint: the unit's (one seed), or its part ``seed-<s>``."""
+        def own(seed: int):
+            if checkpoint is None or len(seeds) == 1:
+                return checkpoint
+            from gsiirl.algorithms.run_state import as_run_state
+
+            return as_run_state(checkpoint).part(f"seed-{int(seed)}")
+
+        return [single(method, seed, iterations, progress, checkpoint=own(seed)) for seed in seeds]
+
+    return run
 
 
 def run_unit(unit: Unit, progress: Callable[[int], None] | None = None,

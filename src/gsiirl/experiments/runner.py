@@ -309,6 +309,7 @@ def _execute(results: dict, module, merged: dict, path: Path, *, methods: list[s
             store(unit, per_seed)
             if progress is not None:
                 progress(int(iterations) * count)
+        _remove_if_empty(checkpoint_dir)
         return results
 
     from gsiirl.experiments.parallel import make_runner
@@ -333,4 +334,13 @@ def _execute(results: dict, module, merged: dict, path: Path, *, methods: list[s
         if progress is not None and done[0] < iterations:
             progress((int(iterations) - done[0]) * count)
         store(unit, per_seed)
+    _remove_if_empty(checkpoint_dir)
     return results
+
+
+def _remove_if_empty(directory) -> None:
+    """Remove ``directory`` (the checkpoints' folder) once every unit is stored and it holds nothing."""
+    try:
+        Path(directory).rmdir()
+    except OSError:  # absent, or it still holds something (then it is not ours to delete)
+        pass

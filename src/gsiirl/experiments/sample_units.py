@@ -47,7 +47,8 @@ def unit_runner_from_groups(make_group_runner: Callable, default_options: dict, 
 def run_seed_group(algorithm, method: str, seeds: tuple[int, ...], iterations: int,
                    progress: Callable[[int], None], retrain: bool, checkpoint=None) -> tuple[list[dict], object, object]:
     """Run ``method`` for ``seeds`` as one batch (PRNG key of seed s = PRNGKey(s)), continuing from and
-    saving to ``checkpoint`` if given (``SampleBasedGSIIRL.run_seeds``).
+    saving to ``checkpoint`` if given (``SampleBasedGSIIRL.run_seeds``; the retraining in its part
+    ``"retraining"``).
 
     Returns (per seed: {metric: [per-iteration values]} incl. ``retrained_*`` if ``retrain``, the final
     joint MADDPG states [S], the keys [S, 2])."""
@@ -64,9 +65,12 @@ def run_seed_group(algorithm, method: str, seeds: tuple[int, ...], iterations: i
         names = sorted({name for metrics in history for name in metrics})
         results.append({name: [float(metrics.get(name, float("nan"))) for metrics in history] for name in names})
     if method != "marl" and retrain:
+        from gsiirl.algorithms.run_state import as_run_state
+
         thetas = [final_thetas(history) for history in histories]
-        retrained = algorithm.retrained_evaluations(keys, jnp.stack([t[0] for t in thetas]),
-                                                    jnp.stack([t[1] for t in thetas]), int(iterations))
+        retrained = algorithm.retrained_evaluations(
+            keys, jnp.stack([t[0] for t in thetas]), jnp.stack([t[1] for t in thetas]), int(iterations),
+            checkpoint=None if checkpoint is None else as_run_state(checkpoint).part("retraining"))
         for result, metrics in zip(results, retrained):
             result.update({f"retrained_{name}": [float(value)] for name, value in metrics.items()})
     return results, states, keys

@@ -144,7 +144,9 @@ def make_unit_runner(options: dict | None = None):
     _check(options)
     fit_options = {key: options[key] for key in _FIT_DEFAULTS}
 
-    def run(method: str, seed: int, iterations: int, progress) -> dict[str, list[float]]:
+    def run(method: str, seed: int, iterations: int, progress, checkpoint=None) -> dict[str, list[float]]:
+        """One seed's unit; ``checkpoint`` (a path or RunState) makes GSIIRL and MA-IRL (``fit``) resumable
+        after every outer iteration (MARL is one exact solve; the adversarial MA-IRL variant restarts)."""
         if method == "marl":
             return _marl_unit(options, seed)
         if method == "ma-irl" and options["ma_irl_variant"] == "adversarial":
@@ -153,7 +155,8 @@ def make_unit_runner(options: dict | None = None):
 
         _, game, model = build_instance(options, seed)
         result = fit(game, method=method, hypergradient=options["hypergradient"], outer_iters=iterations,
-                     seed=seed, learner_model=model, expert_model=model, progress=progress, **fit_options)
+                     seed=seed, learner_model=model, expert_model=model, progress=progress,
+                     checkpoint=checkpoint, **fit_options)
         return result.history
 
     return run
