@@ -170,3 +170,27 @@ def test_workers_end_when_their_runner_is_killed(tmp_path):
     else:
         os.kill(worker, signal.SIGKILL)
         raise AssertionError("the worker outlived its killed runner by 20 s")
+
+
+def test_an_interrupt_while_units_are_submitted_stops_the_workers(monkeypatch):
+    """Ctrl-C during submission (before every unit is queued) must stop the pool at once, not wait for the
+    units already queued to finish (shutdown(wait=True) would)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from gsiirl.experiments import parallel
+
+    original_submit, submitted, terminated = ProcessPoolExecutor.submit, [], []
+
+    def submit(self, *args, **kwargs):
+        if len(submitted) == 1:
+            raise KeyboardInterrupt
+        submitted.append(1)
+        return original_submit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", submit)
+    original_terminate = parallel._terminate
+    monkeypatch.setattr(parallel, "_terminate", lambda pool: terminated.append(1) or original_terminate(pool))
+    units = [("security", "marl", (seed,), 1, {}) for seed in range(3)]
+    with pytest.raises(KeyboardInterrupt):
+        list(parallel.execute_units(units, backend="process", workers=1))
+    assert submitted == [1] and terminated == [1]

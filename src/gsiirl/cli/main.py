@@ -268,12 +268,21 @@ def console() -> None:
     install_interrupt_handler()
     try:
         app()
+        return
     except SystemExit as stop:
-        if stop.code == EXIT_INTERRUPTED:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(EXIT_INTERRUPTED)
-        raise
+        if stop.code != EXIT_INTERRUPTED:
+            raise
+    # Interrupted. os._exit skips atexit, so first run what multiprocessing's atexit hook runs first — its
+    # finalizers of priority >= 0, which unlink the semaphores of the worker pool's queues — else its
+    # resource tracker reports them as "leaked" (and unlinks them itself). Private, hence guarded.
+    from multiprocessing import util
+
+    run_finalizers = getattr(util, "_run_finalizers", None)
+    if callable(run_finalizers):
+        run_finalizers(0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -128,18 +128,23 @@ def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | 
         context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
         pool = ProcessPoolExecutor(max_workers=workers or 2, mp_context=context, initializer=exit_with_parent,
                                    initargs=(os.getpid(),))
-        pending = {}
+        pending, finished = {}, False
         try:
-            pending = {pool.submit(run_unit, unit, None, checkpoint_dir): unit for unit in units}
+            for unit in units:
+                pending[pool.submit(run_unit, unit, None, checkpoint_dir)] = unit
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield pending.pop(future), future.result()
+            finished = True
         finally:
-            if pending:  # interrupted, failed or abandoned: stop the workers now, not after their units
-                _terminate(pool)
+            if not finished:  # interrupted (also while submitting), failed or abandoned: stop the workers
+                _terminate(pool)  # now, not after their units
             else:
                 pool.shutdown(wait=True)
+            # An exception's traceback keeps this frame alive; without the pool its queues' semaphores are
+            # released now, not reported as leaked at interpreter exit.
+            del pool
         return
     yield from _execute_on_ray(start_order(units), workers=workers, address=address,
                                checkpoint_dir=None if address else checkpoint_dir)
@@ -156,6 +161,7 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
             process.terminate()
     for process in processes:
         process.join(timeout=10)
+    pool.shutdown(wait=True)  # the workers are gone: the manager thread now ends and closes the queues
 
 
 def _execute_on_ray(units: Iterable[Unit], *, workers: int | None, address: str | None, checkpoint_dir=None):

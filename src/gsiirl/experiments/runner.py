@@ -18,6 +18,7 @@ import importlib
 import json
 import platform
 import shutil
+from contextlib import closing
 from pathlib import Path
 from typing import Callable
 
@@ -303,12 +304,15 @@ def _execute(results: dict, module, merged: dict, path: Path, *, methods: list[s
 
         if describe is not None and pending:
             describe(f"{experiment}: {len(pending)} units on {backend}")
-        for unit, per_seed in execute_units(pending, backend=backend, workers=workers, address=address,
-                                            checkpoint_dir=checkpoint_dir):
-            count = len(wanted(unit[1], unit[2]))
-            store(unit, per_seed)
-            if progress is not None:
-                progress(int(iterations) * count)
+        # closing(): an interrupt while a result is being stored (outside the generator) still stops the
+        # workers and releases the pool now, not whenever the generator is collected
+        with closing(execute_units(pending, backend=backend, workers=workers, address=address,
+                                   checkpoint_dir=checkpoint_dir)) as finished:
+            for unit, per_seed in finished:
+                count = len(wanted(unit[1], unit[2]))
+                store(unit, per_seed)
+                if progress is not None:
+                    progress(int(iterations) * count)
         _remove_if_empty(checkpoint_dir)
         return results
 
