@@ -142,9 +142,6 @@ def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | 
                 _terminate(pool)  # now, not after their units
             else:
                 pool.shutdown(wait=True)
-            # An exception's traceback keeps this frame alive; without the pool its queues' semaphores are
-            # released now, not reported as leaked at interpreter exit.
-            del pool
         return
     yield from _execute_on_ray(start_order(units), workers=workers, address=address,
                                checkpoint_dir=None if address else checkpoint_dir)
@@ -161,7 +158,6 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
             process.terminate()
     for process in processes:
         process.join(timeout=10)
-    pool.shutdown(wait=True)  # the workers are gone: the manager thread now ends and closes the queues
 
 
 def _execute_on_ray(units: Iterable[Unit], *, workers: int | None, address: str | None, checkpoint_dir=None):
