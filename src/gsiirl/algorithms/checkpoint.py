@@ -35,16 +35,6 @@ def game_digest(game) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_target(checkpoint) -> tuple[Path, dict, bool]:
-    """(path, the caller's identity, discard a mismatched checkpoint?) of ``fit``'s ``checkpoint``: a path
-    (str or os.PathLike; refused if mismatched), or a :class:`gsiirl.algorithms.run_state.RunState`, whose
-    identity is checked too and whose ``discard_mismatched`` is followed (``gsiirl run`` passes one)."""
-    from gsiirl.algorithms.run_state import as_run_state
-
-    store = as_run_state(checkpoint)
-    return store.path, store.identity, store.discard_mismatched
-
-
 def load_checkpoint(path, identity: dict, discard_mismatched: bool = False) -> FitResult | None:
     """The checkpoint at ``path`` if it exists (None otherwise), after checking that it was written
     by a run with the same ``identity`` (settings and game digest); ValueError names the first field

@@ -21,9 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from gsiirl.algorithms import schedules
-from gsiirl.algorithms.checkpoint import (CALLER, COMPLETED, GAME_DIGEST, checkpoint_target, game_digest,
-                                          load_checkpoint, strip_marker, write_checkpoint)
+from gsiirl.algorithms.checkpoint import (CALLER, COMPLETED, GAME_DIGEST, game_digest, load_checkpoint, strip_marker,
+                                          write_checkpoint)
 from gsiirl.algorithms.config import FitConfig, FitResult
+from gsiirl.algorithms.run_state import as_run_state
 from gsiirl.algorithms.interaction import (Expert, Oracle, SimulatedExpert, TableOracle, check_trajectories,
                                            query_full_table)
 from gsiirl.algorithms.lower_level import LowerLevelProblem, _is_pytree, inner_loop
@@ -203,11 +204,12 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
     identity = config.to_dict() | {"method": method, "hypergradient": hypergradient, "seed": int(seed),
                                    "outer_iters": int(outer_iters)}
     if checkpoint is not None:
-        checkpoint, caller, discard = checkpoint_target(checkpoint)
+        store = as_run_state(checkpoint)  # a path, or a RunState whose identity is checked too
+        checkpoint = store.path
         identity[GAME_DIGEST] = game_digest(queried_game)
-        if caller:
-            identity[CALLER] = caller
-        resumed = load_checkpoint(checkpoint, identity, discard)
+        if store.identity:
+            identity[CALLER] = store.identity
+        resumed = load_checkpoint(checkpoint, identity, store.discard_mismatched)
         if resumed is not None and resumed.config[COMPLETED] >= (1 if method == "marl" else outer_iters):
             return strip_marker(resumed)
     else:
