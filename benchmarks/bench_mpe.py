@@ -4,6 +4,7 @@
     python benchmarks/bench_mpe.py --full-run --seeds 10 --iters 50 --out /tmp/mpe_full
     python benchmarks/bench_mpe.py --iteration-profile   # + where one GSIIRL outer iteration spends its time
     python benchmarks/bench_mpe.py --critics             # + SPSA-sized train batch: team vs per-agent critics
+    python benchmarks/bench_mpe.py --pinning             # two concurrent profiles: workers pinned vs sharing cores
 
 Joint steps (all three agents act once) per second of:
   * mpe2 (Farama, numpy, PettingZoo parallel API), uniform random actions, reset every 25 steps;
@@ -135,6 +136,42 @@ def iteration_profile(repeats: int = 3) -> dict[str, float]:
     return profile
 
 
+def pinning_comparison(workers: int = 2) -> dict[str, float]:
+    """Two (``workers``) concurrent processes each timing :func:`iteration_profile`, as the process backend's
+    workers run units side by side: first sharing all cores, then each pinned to its own share of them
+    (``gsiirl.experiments.parallel.pin_to_cores``'s split, applied before the child starts). Per piece:
+    the mean over the processes of each mode, and the pinned / shared ratio (below 1: pinning is faster)."""
+    import os
+    import subprocess
+    import sys
+
+    if not hasattr(os, "sched_setaffinity"):
+        raise SystemExit("--pinning: this OS has no CPU affinity")
+    cores = sorted(os.sched_getaffinity(0))
+    share = max(1, len(cores) // workers)
+    command = [sys.executable, str(Path(__file__).resolve()), "--profile-only"]
+
+    def run(pinned: bool) -> list[dict[str, float]]:
+        def pin(index: int):
+            first = (index * share) % len(cores)
+            return lambda: os.sched_setaffinity(0, set(cores[first:first + share]))
+
+        children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                                     preexec_fn=pin(i) if pinned else None) for i in range(workers)]
+        outputs = [child.communicate()[0] for child in children]
+        if any(child.returncode for child in children):
+            raise SystemExit("--pinning: a profiling child failed")
+        return [json.loads(output.strip().splitlines()[-1]) for output in outputs]  # after any import chatter
+
+    out = {}
+    shared, pinned = run(False), run(True)
+    for piece in ("pair_fine_tune", "pair_reset_check", "spsa_batch", "one_member_train"):
+        mean = lambda profiles: float(np.mean([profile[piece] for profile in profiles]))
+        out[f"{piece}_shared_cores"], out[f"{piece}_pinned"] = mean(shared), mean(pinned)
+        out[f"{piece}_pinned_over_shared_ratio"] = mean(pinned) / mean(shared)
+    return out
+
+
 def critics_comparison(members: int = 8, repeats: int = 5) -> dict[str, float]:
     """Median seconds of one vmapped MADDPG train call of ``members`` reward pairs (the SPSA batch's size
     at the defaults) with one critic per agent and with one critic per team, same run; and their ratio."""
@@ -173,7 +210,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/gsiirl_mpe_full_run"))
     parser.add_argument("--iteration-profile", action="store_true")
     parser.add_argument("--critics", action="store_true")
+    parser.add_argument("--pinning", action="store_true")
+    parser.add_argument("--profile-only", action="store_true", help="print iteration_profile() as JSON and stop")
     args = parser.parse_args()
+    if args.profile_only:
+        print(json.dumps(iteration_profile()))
+        return
 
     results = {
         "mpe2_steps_per_second": mpe2_steps_per_second(args.mpe2_steps),
@@ -185,6 +227,8 @@ def main() -> None:
                         for k, v in iteration_profile().items()})
     if args.critics:
         results.update(critics_comparison())
+    if args.pinning:
+        results.update(pinning_comparison())
     if args.full_run:
         results["full_run_seconds"] = full_run_wall_time(args.seeds, args.iters, args.out)
     print(json.dumps({k: round(v, 1) if v >= 100 else round(v, 4) for k, v in results.items()}, indent=2))

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -29,11 +30,78 @@ def serial(tmp_path_factory):
                               seeds=2, iterations=2, options=OPTIONS)
 
 
-def test_process_backend_matches_serial(serial, tmp_path):
+@pytest.mark.parametrize("pin_workers", [None, False])
+def test_process_backend_matches_serial(serial, tmp_path, pin_workers):
+    """Workers pinned to their own cores (None: the default) or sharing them give the serial numbers."""
     results = run_experiment("security", out_dir=tmp_path, methods=["gsiirl", "marl"], seeds=2, iterations=2,
-                             options=OPTIONS, backend="process", workers=2)
+                             options=OPTIONS, backend="process", workers=2, pin_workers=pin_workers)
     assert _without_wall_time(results["methods"]) == _without_wall_time(serial["methods"])
     assert (tmp_path / "results.json").exists()
+
+
+def _report_pinned_cores(counter, workers, queue):
+    from gsiirl.experiments.parallel import pin_to_cores
+
+    pin_to_cores(counter, workers)
+    queue.put(sorted(os.sched_getaffinity(0)))
+
+
+def _pinned_cores(workers: int) -> list[list[int]]:
+    """The cores ``workers`` spawned processes take, in the order they were counted."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    counter, queue = context.Value("i", 0), context.Queue()
+    processes = [context.Process(target=_report_pinned_cores, args=(counter, workers, queue)) for _ in range(workers)]
+    for process in processes:
+        process.start()
+    reported = [queue.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert counter.value == workers
+    return sorted(reported)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS (pinning is a no-op)")
+def test_pinned_workers_split_the_cores_between_them():
+    cores = sorted(os.sched_getaffinity(0))
+    # more workers than cores: one core each, round robin
+    many = len(cores) + 1
+    assert _pinned_cores(many) == sorted([cores[i % len(cores)]] for i in range(many))
+    # one worker: all the cores
+    assert _pinned_cores(1) == [cores]
+    if len(cores) >= 2:  # two workers: disjoint halves that cover the cores (one core each on two cores)
+        halves = _pinned_cores(2)
+        assert not set(halves[0]) & set(halves[1]) and len(halves[0]) == len(halves[1]) == len(cores) // 2
+
+
+def test_experiments_choose_whether_their_workers_are_pinned(monkeypatch):
+    from gsiirl.experiments import parallel
+    from gsiirl.experiments.runner import load_experiment
+
+    unit = lambda experiment: (experiment, "marl", (0,), 1, {})
+    # pinned by default (docs/results.md, session 27: each experiment measured A-B-A, 11-23 % faster)
+    assert all(parallel.pins_workers([unit(name)]) for name in ("mpe", "hri", "security"))
+    monkeypatch.setattr(load_experiment("security"), "PIN_WORKERS", False, raising=False)  # an opt-out
+    assert parallel.pins_workers([unit("hri")]) is True and parallel.pins_workers([unit("security")]) is False
+    assert parallel.pins_workers([unit("hri"), unit("security")]) is False and parallel.pins_workers([]) is False
+
+    class Stop(Exception):
+        pass
+
+    pinned = []
+
+    def pool(**kwargs):  # the process backend's pool: record whether its workers get a core counter
+        pinned.append(kwargs["initargs"][1] is not None)
+        raise Stop
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", pool)
+    for units, choice in (([unit("hri")], None), ([unit("security")], None), ([unit("hri")], False),
+                          ([unit("security")], True)):
+        with pytest.raises(Stop):
+            next(parallel.execute_units(units, backend="process", workers=2, pin_workers=choice))
+    assert pinned == [True, False, False, True]
+
 
 
 def test_ray_backend_on_a_local_ray_instance_matches_serial(serial, tmp_path):

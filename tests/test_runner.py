@@ -186,6 +186,9 @@ def test_bad_arguments(toy, tmp_path, kwargs, field):
     ({"workers": True, "backend": "process"}, "workers: expected a positive integer"),
     ({"workers": 2}, "workers: only used with backend"),  # the serial backend has no workers
     ({"address": "host:6379", "backend": "process"}, "address: only used with backend 'ray'"),
+    ({"pin_workers": True}, "pin_workers: only used with backend 'process'"),
+    ({"pin_workers": False, "backend": "ray"}, "pin_workers: only used with backend 'process'"),
+    ({"pin_workers": "yes", "backend": "process"}, "pin_workers: expected True, False or None"),
     ({"resume": True, "force": True}, "resume, force"),
 ])
 def test_contradictory_run_arguments_are_refused_before_any_work(toy, tmp_path, kwargs, field):

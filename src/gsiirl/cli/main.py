@@ -31,6 +31,8 @@ EXIT_USAGE = 2
 BACKEND_HELP = ("serial (one process, per-iteration progress), process (one unit per worker process: use it for "
                 "full runs on a multi-core machine) or ray")
 WORKERS_HELP = "parallel workers for --backend process or a local ray (default 2)"
+PIN_HELP = ("--backend process: give each worker its own share of the cores (one core each when workers = "
+            "cores; the default unless the experiment opts out), or let workers share all cores")
 EXIT_INTERRUPTED = 130
 
 
@@ -73,7 +75,7 @@ def use_compile_cache(directory: Path | None) -> None:
 def execute_run(experiment: str, *, methods: list[str] | None, seeds: int, iters: int, out: Path,
                 resume: bool = False, force: bool = False, options: dict | None = None,
                 figure: bool = True, show_progress: bool = True, echo=typer.echo, backend: str = "serial",
-                workers: int | None = None, address: str | None = None) -> dict:
+                workers: int | None = None, address: str | None = None, pin_workers: bool | None = None) -> dict:
     """Run an experiment with a tqdm progress bar, write DIR/results.json and the figure, print the summary.
 
     Raises ValueError (including ResultsFileError) for bad input; the caller turns it into a message.
@@ -96,7 +98,7 @@ def execute_run(experiment: str, *, methods: list[str] | None, seeds: int, iters
         results = run_experiment(experiment, out_dir=out, methods=methods, seeds=seeds, iterations=iters,
                                  options=options, resume=resume, force=force, progress=lambda n: bar().update(n),
                                  describe=lambda text: bar().set_description(text), backend=backend,
-                                 workers=workers, address=address)
+                                 workers=workers, address=address, pin_workers=pin_workers)
     finally:
         if bars:
             bars[0].close()
@@ -174,6 +176,7 @@ def run(
     backend: str = typer.Option("serial", "--backend", help=BACKEND_HELP),
     workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (--backend ray)"),
+    pin_workers: Optional[bool] = typer.Option(None, "--pin-workers/--no-pin-workers", help=PIN_HELP),
     compile_cache: Optional[Path] = typer.Option(None, "--compile-cache", help="keep compiled programs in DIR "
                                                  "and reuse them in later runs and in worker processes"),
 ) -> None:
@@ -190,7 +193,7 @@ def run(
         execute_run(experiment, methods=method, seeds=seeds, iters=iters,
                     out=out if out is not None else Path("runs") / experiment, resume=resume, force=force,
                     options=options, figure=figure, show_progress=progress, backend=backend, workers=workers,
-                    address=address)
+                    address=address, pin_workers=pin_workers)
     except (UserError, ResultsFileError, ValueError) as error:
         fail(str(error))
     except OSError as error:  # a folder or file the run cannot write: one line, not a traceback
@@ -228,6 +231,7 @@ def reproduce(
     backend: str = typer.Option("serial", "--backend", help=BACKEND_HELP),
     workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (--backend ray)"),
+    pin_workers: Optional[bool] = typer.Option(None, "--pin-workers/--no-pin-workers", help=PIN_HELP),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
     compile_cache: Optional[Path] = typer.Option(None, "--compile-cache", help="keep compiled programs in DIR "
                                                  "and reuse them in later runs and in worker processes"),
@@ -236,7 +240,8 @@ def reproduce(
     from gsiirl.cli.reproduce import EXPERIMENT_ORDER, reproduce as reproduce_all
 
     def run_one(name, **kwargs):
-        return execute_run(name, backend=backend, workers=workers, address=address, **kwargs)
+        return execute_run(name, backend=backend, workers=workers, address=address, pin_workers=pin_workers,
+                           **kwargs)
 
     try:
         use_compile_cache(compile_cache)

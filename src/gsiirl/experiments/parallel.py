@@ -7,7 +7,7 @@ handed back as units finish, so the runner can save each one atomically the mome
 (nothing finished is lost on a crash). A unit whose runner accepts ``checkpoint`` (all three experiments,
 but security's MARL and adversarial MA-IRL) also saves its own state after every outer iteration in
 ``CHECKPOINT_DIR`` (:func:`unit_checkpoint`), so an interrupted unit continues where it stopped instead of
-starting again.
+starting again. Worker processes are pinned to their own cores by default (:func:`pin_to_cores`).
 """
 
 from __future__ import annotations
@@ -96,6 +96,44 @@ def exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def pin_to_cores(counter, workers: int) -> None:
+    """Worker initializer part: give this worker process its own share of the cores it may use, before
+    JAX starts, so that XLA's threads all run there: the cores are split into ``workers`` equal blocks
+    (at least one core each; round robin when there are more workers than cores) and the ``counter``-th
+    worker started takes block ``counter``.
+
+    Two workers on two cores then stop competing for both cores with their thread pools: on the small
+    matrices of these experiments a second XLA thread gains nothing, and two unpinned workers lose ≈ 30 %
+    of an MPE MADDPG train call to each other (docs/results.md, session 27). No-op where the OS has no
+    CPU affinity."""
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    cores = sorted(os.sched_getaffinity(0))
+    share = max(1, len(cores) // max(1, int(workers)))
+    first = (index * share) % len(cores)
+    os.sched_setaffinity(0, set(cores[first:first + share]))
+
+
+def _start_worker(parent_pid: int, counter=None, workers: int = 1) -> None:
+    """Process-pool initializer: take a share of the cores if ``counter`` is given (first: threads started
+    later inherit the affinity), then watch the parent (:func:`exit_with_parent`)."""
+    if counter is not None:
+        pin_to_cores(counter, workers)
+    exit_with_parent(parent_pid)
+
+
+def pins_workers(units: list[Unit]) -> bool:
+    """The default of ``pin_workers``: pinned, unless an experiment module of ``units`` opts out with
+    ``PIN_WORKERS = False`` (none of the three does: pinning made each of them 11–23 % faster with two
+    workers on two cores and gave the same numbers; docs/results.md, session 27)."""
+    from gsiirl.experiments.runner import load_experiment
+
+    return bool(units) and all(getattr(load_experiment(unit[0]), "PIN_WORKERS", True) for unit in units)
+
+
 def start_order(units: list[Unit]) -> list[Unit]:
     """``units`` with the first unit of every method moved to the front (otherwise in order).
 
@@ -113,10 +151,13 @@ def start_order(units: list[Unit]) -> list[Unit]:
 def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | None = None,
                   address: str | None = None,
                   serial_runner: Callable[[Unit], list[dict]] | None = None,
-                  checkpoint_dir: str | None = None) -> Iterator[tuple[Unit, list[dict]]]:
+                  checkpoint_dir: str | None = None,
+                  pin_workers: bool | None = None) -> Iterator[tuple[Unit, list[dict]]]:
     """Yield (unit, [metrics per seed of the unit]) as units finish. ``serial_runner`` lets the serial
     backend report progress. ``checkpoint_dir``: where units keep their checkpoints (:func:`run_unit`;
-    not on a remote Ray cluster, whose workers may not share this machine's disk)."""
+    not on a remote Ray cluster, whose workers may not share this machine's disk). ``pin_workers``
+    (process backend): give each worker process its own share of the cores (:func:`pin_to_cores`); None = the
+    experiments' choice (:func:`pins_workers`). Numbers do not depend on it, only wall time."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
     if backend == "serial":
@@ -126,8 +167,9 @@ def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | 
     if backend == "process":
         units = start_order(units)
         context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
-        pool = ProcessPoolExecutor(max_workers=workers or 2, mp_context=context, initializer=exit_with_parent,
-                                   initargs=(os.getpid(),))
+        pin = pins_workers(units) if pin_workers is None else bool(pin_workers)
+        pool = ProcessPoolExecutor(max_workers=workers or 2, mp_context=context, initializer=_start_worker,
+                                   initargs=(os.getpid(), context.Value("i", 0) if pin else None, workers or 2))
         pending, finished = {}, False
         try:
             for unit in units:

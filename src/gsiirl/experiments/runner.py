@@ -130,6 +130,7 @@ def run_experiment(
     backend: str = "serial",
     workers: int | None = None,
     address: str | None = None,
+    pin_workers: bool | None = None,
 ) -> dict:
     """Run ``methods`` × seeds ``0..seeds-1`` of one experiment; returns the results dict (also on disk).
 
@@ -148,6 +149,9 @@ def run_experiment(
             "ray" (a local Ray instance, or the cluster at ``address``); see ``gsiirl.experiments.parallel``.
             Every unit is saved the moment it finishes, whatever the backend.
         workers: parallel workers for "process" / a local "ray" (default 2).
+        pin_workers: "process" only: give each worker process its own share of the cores (True; one core
+            each when workers = cores), let them share all cores (False), or None: True unless the
+            experiment's module sets ``PIN_WORKERS = False`` (``gsiirl.experiments.parallel``). Same numbers.
     """
     from gsiirl.experiments.parallel import BACKENDS
 
@@ -160,6 +164,11 @@ def run_experiment(
             raise ValueError("workers: only used with backend 'process' or 'ray' (the serial backend runs in this process)")
     if address is not None and backend != "ray":
         raise ValueError(f"address: only used with backend 'ray', got backend {backend!r}")
+    if pin_workers is not None:
+        if not isinstance(pin_workers, bool):
+            raise ValueError(f"pin_workers: expected True, False or None, got {pin_workers!r}")
+        if backend != "process":
+            raise ValueError(f"pin_workers: only used with backend 'process', got backend {backend!r}")
     prepare_run(experiment, out_dir=out_dir, methods=methods, seeds=seeds, iterations=iterations, options=options,
                 resume=resume, force=force)  # every check before the directory is touched
     with exclusive_directory(out_dir):
@@ -173,7 +182,7 @@ def run_experiment(
             shutil.rmtree(Path(out_dir) / CHECKPOINT_DIR, ignore_errors=True)
         return _execute(results, module, merged, path, methods=list(dict.fromkeys(methods)), seeds=seeds,
                         iterations=iterations, progress=progress, describe=describe, backend=backend,
-                        workers=workers, address=address)
+                        workers=workers, address=address, pin_workers=pin_workers)
 
 
 LOCK_FILE = ".gsiirl.lock"
@@ -266,7 +275,7 @@ def prepare_run(experiment: str, *, out_dir: Path, methods=METHODS, seeds: int =
 
 
 def _execute(results: dict, module, merged: dict, path: Path, *, methods: list[str], seeds: int, iterations: int,
-             progress, describe, backend: str, workers, address) -> dict:
+             progress, describe, backend: str, workers, address, pin_workers=None) -> dict:
     """Run the units ``results`` does not hold yet, saving the file after every finished one. Units that
     support it keep a checkpoint in ``OUT/.checkpoints`` while they run (deleted once stored)."""
     from gsiirl.experiments.parallel import CHECKPOINT_DIR, checkpoint_arguments, unit_checkpoint
@@ -307,7 +316,7 @@ def _execute(results: dict, module, merged: dict, path: Path, *, methods: list[s
         # closing(): an interrupt while a result is being stored (outside the generator) still stops the
         # workers and releases the pool now, not whenever the generator is collected
         with closing(execute_units(pending, backend=backend, workers=workers, address=address,
-                                   checkpoint_dir=checkpoint_dir)) as finished:
+                                   checkpoint_dir=checkpoint_dir, pin_workers=pin_workers)) as finished:
             for unit, per_seed in finished:
                 count = len(wanted(unit[1], unit[2]))
                 store(unit, per_seed)
