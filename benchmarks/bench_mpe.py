@@ -141,23 +141,22 @@ def pinning_comparison(workers: int = 2) -> dict[str, float]:
     workers run units side by side: first sharing all cores, then each pinned to its own share of them
     (``gsiirl.experiments.parallel.pin_to_cores``'s split, applied before the child starts). Per piece:
     the mean over the processes of each mode, and the pinned / shared ratio (below 1: pinning is faster)."""
+    import multiprocessing
     import os
     import subprocess
     import sys
 
+    from gsiirl.experiments.parallel import pin_to_cores
+
     if not hasattr(os, "sched_setaffinity"):
         raise SystemExit("--pinning: this OS has no CPU affinity")
-    cores = sorted(os.sched_getaffinity(0))
-    share = max(1, len(cores) // workers)
     command = [sys.executable, str(Path(__file__).resolve()), "--profile-only"]
 
     def run(pinned: bool) -> list[dict[str, float]]:
-        def pin(index: int):
-            first = (index * share) % len(cores)
-            return lambda: os.sched_setaffinity(0, set(cores[first:first + share]))
-
+        counter = multiprocessing.Value("i", 0)  # the k-th child takes the k-th share, as the k-th worker does
         children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
-                                     preexec_fn=pin(i) if pinned else None) for i in range(workers)]
+                                     preexec_fn=(lambda: pin_to_cores(counter, workers)) if pinned else None)
+                    for _ in range(workers)]
         outputs = [child.communicate()[0] for child in children]
         if any(child.returncode for child in children):
             raise SystemExit("--pinning: a profiling child failed")

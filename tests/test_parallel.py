@@ -103,7 +103,6 @@ def test_experiments_choose_whether_their_workers_are_pinned(monkeypatch):
     assert pinned == [True, False, False, True]
 
 
-
 def test_ray_backend_on_a_local_ray_instance_matches_serial(serial, tmp_path):
     """Ray runs in a child process: ``ray.shutdown()`` leaves about nine of Ray's native threads running
     in its driver, which should not share the test process with the rest of the suite. (The suite's late
