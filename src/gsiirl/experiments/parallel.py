@@ -167,9 +167,10 @@ def execute_units(units: list[Unit], *, backend: str = "serial", workers: int | 
     if backend == "process":
         units = start_order(units)
         context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
+        size = workers or 2
         pin = pins_workers(units) if pin_workers is None else bool(pin_workers)
-        pool = ProcessPoolExecutor(max_workers=workers or 2, mp_context=context, initializer=_start_worker,
-                                   initargs=(os.getpid(), context.Value("i", 0) if pin else None, workers or 2))
+        pool = ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_start_worker,
+                                   initargs=(os.getpid(), context.Value("i", 0) if pin else None, size))
         pending, finished = {}, False
         try:
             for unit in units:
