@@ -5,6 +5,7 @@
     python benchmarks/bench_mpe.py --iteration-profile   # + where one GSIIRL outer iteration spends its time
     python benchmarks/bench_mpe.py --critics             # + SPSA-sized train batch: team vs per-agent critics
     python benchmarks/bench_mpe.py --pinning             # two concurrent profiles: workers pinned vs sharing cores
+    python benchmarks/bench_mpe.py --precision           # a critic-sized MLP step: float32 vs bfloat16 products
 
 Joint steps (all three agents act once) per second of:
   * mpe2 (Farama, numpy, PettingZoo parallel API), uniform random actions, reset every 25 steps;
@@ -198,6 +199,43 @@ def critics_comparison(members: int = 8, repeats: int = 5) -> dict[str, float]:
     return out
 
 
+def precision_comparison(steps: int = 200, repeats: int = 5) -> dict[str, float]:
+    """Microseconds of one gradient step of a critic-sized MLP (simple_adversary's joint observations and
+    actions in, the experiment's hidden width, its minibatch), products in float32 and in bfloat16
+    (parameters kept in float32, as mixed precision would), same run; and the bfloat16/float32 ratio.
+    Checks whether reduced precision would be a lever for the compute-bound MADDPG updates."""
+    import jax
+    import jax.numpy as jnp
+
+    from _timing import median_seconds
+    from gsiirl.experiments.mpe import DEFAULT_OPTIONS, make_backend
+
+    game = make_backend(dict(DEFAULT_OPTIONS)).game
+    inputs = sum(game.observation_sizes) + sum(game.num_actions)
+    hidden, batch = int(DEFAULT_OPTIONS["hidden"]), int(DEFAULT_OPTIONS["minibatch_size"])
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    weights = [0.1 * jax.random.normal(k, shape) for k, shape in
+               zip(keys, ((inputs, hidden), (hidden, hidden), (hidden, 1)))]
+    x = jax.random.normal(keys[3], (batch, inputs))
+
+    def steps_in(dtype):
+        def loss(ws):
+            h = x.astype(dtype)
+            for w in ws[:-1]:
+                h = jnp.tanh(h @ w.astype(dtype))
+            return jnp.sum((h @ ws[-1].astype(dtype)).astype(jnp.float32) ** 2)
+
+        def step(_, ws):
+            return [w - 1e-3 * g for w, g in zip(ws, jax.grad(loss)(ws))]
+        return jax.jit(lambda ws: jax.lax.fori_loop(0, steps, step, ws))
+
+    out = {f"critic_step_{name}_microseconds": 1e6 * median_seconds(steps_in(dtype), weights, repeats=repeats) / steps
+           for name, dtype in (("float32", jnp.float32), ("bfloat16", jnp.bfloat16))}
+    out["bfloat16_over_float32_ratio"] = (out["critic_step_bfloat16_microseconds"]
+                                          / out["critic_step_float32_microseconds"])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mpe2-steps", type=int, default=20_000)
@@ -210,6 +248,7 @@ def main() -> None:
     parser.add_argument("--iteration-profile", action="store_true")
     parser.add_argument("--critics", action="store_true")
     parser.add_argument("--pinning", action="store_true")
+    parser.add_argument("--precision", action="store_true")
     parser.add_argument("--profile-only", action="store_true", help="print iteration_profile() as JSON and stop")
     args = parser.parse_args()
     if args.profile_only:
@@ -228,6 +267,8 @@ def main() -> None:
         results.update(critics_comparison())
     if args.pinning:
         results.update(pinning_comparison())
+    if args.precision:
+        results.update(precision_comparison())
     if args.full_run:
         results["full_run_seconds"] = full_run_wall_time(args.seeds, args.iters, args.out)
     print(json.dumps({k: round(v, 1) if v >= 100 else round(v, 4) for k, v in results.items()}, indent=2))

@@ -26,6 +26,23 @@ if os.environ.get("GSIIRL_TEST_COMPILE_CACHE"):
     enable_compilation_cache(os.environ["GSIIRL_TEST_COMPILE_CACHE"])
 
 
+# One test process peaked at 4.6 GB of resident memory in a full serial run of the suite (session 28).
+WORKER_MEMORY_BYTES = 5 * 1024**3
+
+
+def pytest_xdist_auto_num_workers(config):
+    """How many test processes ``-n auto`` (pyproject's addopts) starts: one per core this run may use
+    (its CPU affinity, not the machine's count), but no more than the memory holds at
+    ``WORKER_MEMORY_BYTES`` each. The suite is mostly XLA compiling small programs, one core per
+    program, so a second process on a second core is what makes it faster (docs/results.md, session 28)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf: trust the core count
+        return cores
+    return max(1, min(cores, memory // WORKER_MEMORY_BYTES))
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
     """Drop JAX's compiled programs after every test module.
