@@ -26,7 +26,8 @@ if os.environ.get("GSIIRL_TEST_COMPILE_CACHE"):
     enable_compilation_cache(os.environ["GSIIRL_TEST_COMPILE_CACHE"])
 
 
-# One test process peaked at 4.6 GB of resident memory in a full serial run of the suite (session 28).
+# The largest process of a full one-process run of the suite (pytest, or a process a test started) peaked
+# at 4.6 GB of resident memory (session 28).
 WORKER_MEMORY_BYTES = 5 * 1024**3
 
 
