@@ -200,18 +200,19 @@ def critics_comparison(members: int = 8, repeats: int = 5) -> dict[str, float]:
 
 
 def precision_comparison(steps: int = 200, repeats: int = 5) -> dict[str, float]:
-    """Microseconds of one gradient step of a critic-sized MLP (simple_adversary's joint observations and
-    actions in, the experiment's hidden width, its minibatch), products in float32 and in bfloat16
+    """Microseconds of one gradient step of a critic-sized MLP (MADDPG's joint critic input on
+    simple_adversary: the state and every agent's one-hot action; the experiment's hidden width and minibatch), products in float32 and in bfloat16
     (parameters kept in float32, as mixed precision would), same run; and the bfloat16/float32 ratio.
     Checks whether reduced precision would be a lever for the compute-bound MADDPG updates."""
     import jax
     import jax.numpy as jnp
 
     from _timing import median_seconds
-    from gsiirl.experiments.mpe import DEFAULT_OPTIONS, make_backend
+    from gsiirl.experiments.mpe import DEFAULT_OPTIONS
+    from gsiirl.games.mpe import make_game
 
-    game = make_backend(dict(DEFAULT_OPTIONS)).game
-    inputs = sum(game.observation_sizes) + sum(game.num_actions)
+    game = make_game()
+    inputs = game.state_size + game.num_agents * game.max_actions  # as maddpg.init_state's joint critic
     hidden, batch = int(DEFAULT_OPTIONS["hidden"]), int(DEFAULT_OPTIONS["minibatch_size"])
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     weights = [0.1 * jax.random.normal(k, shape) for k, shape in
