@@ -165,3 +165,9 @@ def test_config_validation():
         init_state(jax.random.PRNGKey(0), game, MADDPGConfig(critic_input="all"))
     with pytest.raises(ValueError, match="critic_input: 'others' needs critics='agent'"):
         make_train(game, MADDPGConfig(critic_input="others", critics="team"))
+    for field, bad in (("gumbel_temperature", 0.0), ("gumbel_temperature", -1.0), ("max_gradient_norm", 0.0),
+                       ("max_gradient_norm", -10.0), ("max_gradient_norm", float("inf")),
+                       ("temperature", float("nan")), ("temperature", float("inf")),
+                       ("actor_learning_rate", float("inf")), ("critic_learning_rate", float("nan"))):
+        with pytest.raises(ValueError, match=f"^{field}: "):
+            make_train(game, MADDPGConfig(**{field: bad}))

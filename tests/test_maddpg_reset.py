@@ -79,7 +79,10 @@ def test_reinitialise_teams_replaces_only_the_flagged_teams(critics, reset_criti
             for row, is_reset in enumerate(rows):
                 np.testing.assert_array_equal(got[row], young[row] if is_reset else old[row])
     adam_new, adam_old = new.actor_optimizer[1][0], trained.actor_optimizer[1][0]
-    assert int(adam_new.count) == int(adam_old.count) == 2  # the shared step count is kept
+    # one Adam step count per agent: the restarted agents start again from 0, the expert keeps its 2 steps
+    assert np.asarray(adam_old.count).tolist() == [2, 2, 2] and np.asarray(adam_new.count).tolist() == [0, 0, 2]
+    critic_counts = np.asarray(new.critic_optimizer[1][0].count).tolist()
+    assert critic_counts == [0 if is_reset else 2 for is_reset in reset_critics]
     assert not np.any(np.asarray(adam_new.mu[0][0][0])) and np.array_equal(adam_new.mu[0][0][2], adam_old.mu[0][0][2])
     unchanged = reinitialise_teams(game, config, trained, fresh, jnp.asarray([False, False]))
     for got, want in zip(jax.tree_util.tree_leaves(unchanged), jax.tree_util.tree_leaves(trained)):

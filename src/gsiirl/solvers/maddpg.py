@@ -48,6 +48,7 @@ episodes → ``updates_per_iteration`` minibatch updates from a replay buffer ho
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, NamedTuple
 
@@ -56,6 +57,7 @@ import jax.numpy as jnp
 import optax
 
 from gsiirl.games.continuous import ContinuousGame, RewardParams, rollout, team_rewards
+from gsiirl.solvers.per_member import per_member
 
 
 ACTOR_GRADIENTS = ("gumbel", "expected", "boltzmann")
@@ -133,11 +135,14 @@ def validate_config(config: MADDPGConfig) -> None:
         raise ValueError(f"target_update_rate: expected in (0, 1], got {config.target_update_rate}")
     if not 0.0 <= config.exploration <= 1.0:
         raise ValueError(f"exploration: expected a probability in [0, 1], got {config.exploration}")
-    if config.temperature < 0:
-        raise ValueError(f"temperature: expected >= 0, got {config.temperature}")
+    if not 0 <= config.temperature < math.inf:  # also catches NaN
+        raise ValueError(f"temperature: expected a finite number >= 0, got {config.temperature}")
     for name in ("actor_learning_rate", "critic_learning_rate"):
-        if not float(getattr(config, name)) >= 0:  # also catches NaN; 0 freezes the networks
-            raise ValueError(f"{name}: expected a number >= 0, got {getattr(config, name)}")
+        if not 0 <= float(getattr(config, name)) < math.inf:  # 0 freezes the networks
+            raise ValueError(f"{name}: expected a finite number >= 0, got {getattr(config, name)}")
+    for name in ("gumbel_temperature", "max_gradient_norm"):
+        if not 0 < float(getattr(config, name)) < math.inf:
+            raise ValueError(f"{name}: expected a finite positive number, got {getattr(config, name)}")
 
 
 def _init_mlp(key, sizes, num_agents):
@@ -202,10 +207,11 @@ def init_state(key: jax.Array, game: ContinuousGame, config: MADDPGConfig = MADD
 
 
 def _optimizers(config: MADDPGConfig):
+    """(actor, critic) optimizers: one global-norm clip of the whole gradient, then Adam per member."""
     clip = optax.clip_by_global_norm(config.max_gradient_norm)
     return (
-        optax.chain(clip, optax.adam(config.actor_learning_rate)),
-        optax.chain(clip, optax.adam(config.critic_learning_rate)),
+        optax.chain(clip, per_member(optax.adam(config.actor_learning_rate))),
+        optax.chain(clip, per_member(optax.adam(config.critic_learning_rate))),
     )
 
 

@@ -62,14 +62,13 @@ def advantage_over_random(key: jax.Array, game: ContinuousGame, actor, params: R
 def reinitialise_teams(game: ContinuousGame, config: MADDPGConfig, state: MADDPGState, fresh: MADDPGState,
                        reset: jax.Array) -> MADDPGState:
     """``state`` with the actors and critics of the teams flagged in ``reset`` [2] bool (learner, expert)
-    taken from ``fresh`` (targets and Adam moments too; Adam's shared step count is kept)."""
+    taken from ``fresh`` (targets and Adam states too: each member has its own step count, so a restarted
+    member's Adam starts again from step 0, as a fresh one would)."""
     agent_reset = reset[jnp.asarray(team_of_agent(game))]  # [A]
     critic_reset = reset[jnp.asarray(critic_of_agent(game, config)[1])]  # [C]
 
     def select(mask):
-        def leaf(old, new):
-            if jnp.ndim(old) == 0:  # Adam's step count: shared by all agents
-                return old
+        def leaf(old, new):  # every leaf has the members (agents or critics) on its leading axis
             return jnp.where(mask.reshape((-1,) + (1,) * (jnp.ndim(old) - 1)), new, old)
         return lambda old, new: jax.tree_util.tree_map(leaf, old, new)
 
