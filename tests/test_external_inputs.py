@@ -1,6 +1,8 @@
 """What comes from outside the library — a real expert's trajectories, an r_ld oracle, saved result
 files — is checked, and a mistake stops the run with a message naming the field."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -184,6 +186,12 @@ def test_a_checkpoint_from_other_settings_or_another_game_is_refused(game, tmp_p
     other = gsiirl.random_tabular_game(4, num_states=4, num_learner_actions=2, num_expert_actions=3, horizon=3)
     with pytest.raises(ValueError, match="checkpoint: .* written with game_sha256="):
         gsiirl.fit(other, outer_iters=1, seed=0, checkpoint=checkpoint, **FAST)
+    # a checkpoint written by other library versions (edited here as an upgrade of jax would leave it)
+    header = json.loads(checkpoint.with_suffix(".json").read_text())
+    header["config"]["library_versions"]["jax"] = "0.0.1"
+    checkpoint.with_suffix(".json").write_text(json.dumps(header))
+    with pytest.raises(ValueError, match="checkpoint: .* written with library_versions=.*'jax': '0.0.1'"):
+        gsiirl.fit(game, outer_iters=1, seed=0, checkpoint=checkpoint, **FAST)
     plain = tmp_path / "plain"
     gsiirl.fit(game, outer_iters=1, seed=0, **FAST).save(plain)
     with pytest.raises(ValueError, match="is a saved result, not a fit checkpoint"):

@@ -55,18 +55,54 @@ def test_exact_and_finite_difference_hypergradients_run_in_fit(game):
         gsiirl.fit(game, hypergradient="exact", outer_iters=2, expert=HumanStudy())
 
 
+def joint_soft_policy_by_loops(game, team_reward, temperature=1.0):
+    """Independent NumPy soft Q over the joint action (DESIGN §3's joint_soft): [T, S, A_l, A_e]."""
+    transitions = np.asarray(game.dynamics.transitions, float)
+    S, A_l, A_e = game.joint_shape
+    value, policies = np.zeros(S), []
+    for _ in range(game.horizon):
+        q = np.asarray(team_reward, float) + game.discount * np.einsum("slex,x->sle", transitions, value)
+        flat = q.reshape(S, -1) / temperature
+        value = temperature * (np.log(np.exp(flat - flat.max(1, keepdims=True)).sum(1)) + flat.max(1))
+        policies.append(np.exp(flat - value[:, None] / temperature).reshape(S, A_l, A_e))
+    return np.stack(policies[::-1])
+
+
 def test_special_cases_cooperative_and_competitive(game):
+    """DESIGN §3's special cases against known answers: cooperative (r_li = 0, r_ld = r_e) under joint_soft
+    is a single-agent soft Q over joint actions with reward 2 r_e; competitive (r_ld = −r_e) under
+    joint_soft cancels to a uniform policy, while soft_nash still plays the game; GSIIRL runs on both."""
     zeros = np.zeros(game.joint_shape[:2])
     cooperative = game.with_rewards(learner_reward=zeros, learner_oracle=game.expert_reward)
-    history = gsiirl.fit(cooperative, outer_iters=4, seed=0, **SETTINGS).history
-    # identical rewards: both players' true returns coincide at every iteration
-    np.testing.assert_allclose(history["learner_return"], history["expert_return"], rtol=1e-5)
+    team = gsiirl.solve_equilibrium(cooperative, cooperative.learner_true_reward, cooperative.expert_reward,
+                                    model="joint_soft").policy
+    np.testing.assert_allclose(team.joint_probs(), joint_soft_policy_by_loops(game, 2 * np.asarray(game.expert_reward)),
+                               atol=1e-5)
     competitive = game.with_rewards(learner_reward=zeros, learner_oracle=-game.expert_reward)
-    history = gsiirl.fit(competitive, outer_iters=4, seed=0, **SETTINGS).history
-    np.testing.assert_allclose(history["learner_return"], -np.array(history["expert_return"]), rtol=1e-5)
-    # zero-sum MARL: the soft values sum to entropy terms only, so the true returns are exactly opposite
-    marl = gsiirl.marl(competitive)
-    assert marl["learner_return"] == pytest.approx(-marl["expert_return"], rel=1e-5)
+    cancelled = gsiirl.solve_equilibrium(competitive, competitive.learner_true_reward, competitive.expert_reward,
+                                         model="joint_soft").policy
+    np.testing.assert_allclose(cancelled.joint_probs(), 1.0 / (game.joint_shape[1] * game.joint_shape[2]), atol=1e-6)
+    played = gsiirl.solve_equilibrium(competitive, competitive.learner_true_reward, competitive.expert_reward).policy
+    assert np.max(np.abs(np.asarray(played.expert) - 1.0 / game.joint_shape[2])) > 0.05  # soft_nash: not cancelled
+    for special in (cooperative, competitive):
+        history = gsiirl.fit(special, outer_iters=4, seed=0, **SETTINGS).history
+        assert all(np.all(np.isfinite(history[name])) for name in ("learner_return", "hypergradient_norm"))
+        assert max(history["equilibrium_residual"] + history["expert_equilibrium_residual"]) < 1e-3
+
+
+def test_unconverged_equilibria_are_recorded_and_warned_about(game):
+    """A stiff zero-sum game (rewards ×5, temperature 0.05, 10 stage iterations): the simulated expert's
+    solve does not converge (nor does the solver's at the true rewards); fit records the residual and warns."""
+    stiff = game.with_rewards(learner_oracle=5 * np.asarray(game.learner_oracle),
+                              expert_reward=-5 * np.asarray(game.learner_true_reward))
+    options = dict(temperature=0.05, iterations=10)
+    with pytest.warns(RuntimeWarning, match="simulated expert's equilibrium .* did not converge"):
+        history = gsiirl.fit(stiff, outer_iters=1, seed=0, num_trajectories=20, **options).history
+    assert history["expert_equilibrium_residual"][0] > 1e-3
+    assert float(gsiirl.solve_equilibrium(stiff, stiff.learner_true_reward, stiff.expert_reward,
+                                          **options).residual.max()) > 1e-3
+    converged = gsiirl.fit(game, outer_iters=1, seed=0, **SETTINGS).history
+    assert converged["expert_equilibrium_residual"][0] < 1e-5 and converged["equilibrium_residual"][0] < 1e-5
 
 
 def test_sequential_evaluations_give_the_vmapped_numbers(game):
@@ -102,6 +138,7 @@ def test_ma_irl_and_marl_methods(game):
     ({"schedule": "cosine"}, "schedule"),
     ({"cross_term": "both"}, "cross_term"),
     ({"learning_rate": 0.1}, "learning_rate"),
+    ({"hypergradient": "exact", "lower_gradient": "lemma1"}, "lower_gradient"),
 ])
 def test_fit_rejects_bad_options_naming_the_field(game, options, field):
     with pytest.raises(ValueError, match=field):
@@ -167,3 +204,13 @@ def test_ma_irl_uses_the_exact_likelihood_gradient_with_a_shared_reward_model(se
     true_learner = -np.asarray(game.expert_reward).ravel()
     correlation = {g: np.corrcoef(np.asarray(model.table(f.theta_l)).ravel(), true_learner)[0, 1] for g, f in fits.items()}
     assert correlation["auto"] > correlation["lemma1"]
+
+
+def test_exact_hypergradient_runs_record_the_inner_loop_gradient_they_use(game):
+    """"auto" resolves to the exact likelihood gradient for hypergradient="exact" and the saved config says
+    so; an explicit "autodiff" gives the same run."""
+    options = dict(hypergradient="exact", outer_iters=2, seed=0, data="expected", **SETTINGS)
+    auto = gsiirl.fit(game, **options)
+    explicit = gsiirl.fit(game, lower_gradient="autodiff", **options)
+    assert auto.config["lower_gradient"] == "autodiff"
+    assert auto.history["lower_level_loss"] == explicit.history["lower_level_loss"]

@@ -46,3 +46,21 @@ def test_interaction_and_model_returns_match_a_loop_evaluation():
     assert abs(record["expert_return"] - policy_value(game, model_l, model_e, truth_e)) < 1e-4
     # a random θe is a poor model of the expert, so the two pairs of returns differ
     assert abs(record["expert_return"] - record["interaction_expert_return"]) > 1e-3
+
+
+def test_expert_recovery_metrics_are_zero_at_the_true_expert_reward_under_both_models():
+    """θe = the true r_e (one-hot features) reproduces the expert: KL and EVD are 0 under soft_nash AND
+    joint_soft (under joint_soft the learned policy is the model's joint policy, not a best response to
+    the learner's marginal), while a wrong θe is detected under both."""
+    game = gsiirl.random_tabular_game(0, num_states=5, num_learner_actions=2, num_expert_actions=2, horizon=4)
+    model = gsiirl.LinearReward(gsiirl.one_hot_features(game.joint_shape))
+    theta_l = jax.numpy.asarray(game.learner_oracle).reshape(-1)
+    true_theta_e = jax.numpy.asarray(game.expert_reward).reshape(-1)
+    for equilibrium in ("soft_nash", "joint_soft"):
+        problem = LowerLevelProblem(game, model, model, equilibrium=equilibrium, iterations=60)
+        expert = gsiirl.SimulatedExpert(game, equilibrium=equilibrium, iterations=60)
+        data = expert.expected_data(problem.learner_reward_table(theta_l))
+        exact = iteration_metrics(problem, game, expert, theta_l, true_theta_e, data)
+        assert abs(exact["expert_policy_kl"]) < 1e-6 and abs(exact["expert_value_difference"]) < 1e-5, equilibrium
+        wrong = iteration_metrics(problem, game, expert, theta_l, -true_theta_e, data)
+        assert wrong["expert_policy_kl"] > 1e-3, equilibrium

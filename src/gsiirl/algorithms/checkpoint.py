@@ -20,6 +20,7 @@ from gsiirl.algorithms.config import FitResult, _result_paths
 COMPLETED = "completed_iterations"
 GAME_DIGEST = "game_sha256"
 CALLER = "caller_identity"  # what a RunState checkpoint adds (e.g. `gsiirl run`'s experiment and options)
+VERSIONS = "library_versions"  # the versions the numbers depend on: a checkpoint of other versions is not continued
 
 
 def game_digest(game) -> str:
@@ -65,5 +66,5 @@ def write_checkpoint(path, result: FitResult, completed: int) -> Path:
 
 def strip_marker(result: FitResult) -> FitResult:
     """The result without the checkpoint's bookkeeping field (what an uninterrupted ``fit`` returns)."""
-    config = {name: value for name, value in result.config.items() if name not in (COMPLETED, GAME_DIGEST, CALLER)}
+    config = {name: value for name, value in result.config.items() if name not in (COMPLETED, GAME_DIGEST, CALLER, VERSIONS)}
     return FitResult(result.theta_l, result.theta_e, result.policy, result.history, config)

@@ -28,9 +28,10 @@ class FitConfig:
     inner_steps: t_k (None: ⌈(k+1)^{1/4}/2⌉); inner_step_size: β; outer_step_size: α_k (None:
     1/(L_f √K)); lipschitz: L_f; perturbation_scale: c in p(k) = c/k; num_spsa_samples: n_spsa;
     lower_gradient: "lemma1" (paper) | "autodiff" (the exact gradient of eq. 1) | "auto" (lemma1 for
-    GSIIRL's inner loop, autodiff for MA-IRL: with one reward model shared by both players Lemmas 1 and
-    3 give both θ's the same gradient, so MA-IRL could not tell whose reward explains which behaviour;
-    docs/design_decisions.md);
+    GSIIRL's inner loop with SPSA, autodiff for MA-IRL — with one reward model shared by both players
+    Lemmas 1 and 3 give both θ's the same gradient, so MA-IRL could not tell whose reward explains which
+    behaviour; docs/design_decisions.md — and for the exact / finite-difference hypergradients, which
+    differentiate the exact minimiser of eq. 1 and refuse "lemma1");
     schedule: "theorem2" (α_k = outer_step_size or 1/(L_f √K), p(k) = c/k) | "spall" (Spall's gains
     a_k = a/(A+k+1)^0.602, c_k = c/(k+1)^0.101 with a = outer_step_size or 0.1, c = perturbation_scale);
     sequential_evaluations: run SPSA's 2 + 2n solves one at a time (memory of one solve, for very large

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gsiirl.algorithms import schedules
-from gsiirl.algorithms.checkpoint import (CALLER, COMPLETED, GAME_DIGEST, game_digest, load_checkpoint, strip_marker,
-                                          write_checkpoint)
+from gsiirl.algorithms.checkpoint import (CALLER, COMPLETED, GAME_DIGEST, VERSIONS, game_digest, load_checkpoint,
+                                         strip_marker, write_checkpoint)
 from gsiirl.algorithms.config import FitConfig, FitResult
 from gsiirl.algorithms.run_state import as_run_state
 from gsiirl.algorithms.interaction import (Expert, Oracle, SimulatedExpert, TableOracle, check_trajectories,
@@ -30,6 +30,7 @@ from gsiirl.algorithms.interaction import (Expert, Oracle, SimulatedExpert, Tabl
 from gsiirl.algorithms.lower_level import LowerLevelProblem, _is_pytree, inner_loop
 from gsiirl.algorithms.tabular_metrics import iteration_metrics
 from gsiirl.games.tabular import TabularGame
+from gsiirl.io.versions import package_version
 from gsiirl.hypergradients.exact import exact_hypergradient
 from gsiirl.hypergradients.finite_difference import finite_difference_hypergradient
 from gsiirl.hypergradients.spsa import spsa_hypergradient
@@ -188,8 +189,13 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
         game, equilibrium=config.equilibrium, temperature=config.temperature, iterations=config.iterations)
     if config.cross_term == "auto":
         config = dataclasses.replace(config, cross_term="data_dependent" if _is_pytree(expert) else "fixed_data")
-    if config.lower_gradient == "auto":  # the paper's Lemma 1 for GSIIRL; the exact likelihood for MA-IRL
-        config = dataclasses.replace(config, lower_gradient="autodiff" if method == "ma-irl" else "lemma1")
+    if config.lower_gradient == "lemma1" and hypergradient in ("exact", "finite_difference") and method == "gsiirl":
+        raise ValueError(f"lower_gradient: hypergradient={hypergradient!r} differentiates the exact minimiser of "
+                         "eq. 1, so its inner loop needs the likelihood's exact gradient; use 'autodiff' or 'auto'")
+    if config.lower_gradient == "auto":  # the paper's Lemma 1 for GSIIRL with SPSA; the exact likelihood for
+        # MA-IRL and for the exact / finite-difference hypergradients (the saved config says which was used)
+        exact = method == "ma-irl" or (method == "gsiirl" and hypergradient != "spsa")
+        config = dataclasses.replace(config, lower_gradient="autodiff" if exact else "lemma1")
     _check_options(method, hypergradient, outer_iters, expert, config)
     oracle = oracle if oracle is not None else TableOracle(game.learner_oracle)
     # The learner queries r_ld once everywhere; from here on it works with the queried table.
@@ -207,6 +213,7 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
         store = as_run_state(checkpoint)  # a path, or a RunState whose identity is checked too
         checkpoint = store.path
         identity[GAME_DIGEST] = game_digest(queried_game)
+        identity[VERSIONS] = {name: package_version(name) for name in ("gsiirl", "jax", "jaxlib", "optax")}
         if store.identity:
             identity[CALLER] = store.identity
         resumed = load_checkpoint(checkpoint, identity, store.discard_mismatched)
@@ -259,12 +266,12 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
             learner_reward = problem.learner_reward_table(theta_l)
             learner_policy = problem.policy(theta_l, theta_e).learner
             data = _collect(expert, queried_game, learner_reward, learner_policy, config, key_data)
-            lower_method = "autodiff" if hypergradient != "spsa" else config.lower_gradient
             theta_e = inner_loop(problem, theta_l, theta_e, data, steps=steps, step_size=config.inner_step_size,
-                                 radius=config.radius, method=lower_method)
+                                 radius=config.radius, method=config.lower_gradient)
             estimate = _hypergradient(hypergradient, problem, expert, config, key_spsa, theta_l, theta_e, data, k)
             direction_norm = float(jnp.linalg.norm(estimate.hypergradient))
         record = iteration_metrics(problem, game, expert, theta_l, theta_e, data)
+        _warn_if_not_converged(record, k, config)
         record["hypergradient_norm"] = direction_norm
         record["wall_time"] = time.perf_counter() - started
         for name, value in record.items():
@@ -284,6 +291,23 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
 
 
 LARGE_BYTES = 1 << 30
+UNCONVERGED_RESIDUAL = 1e-3  # a policy probability still moving by 0.1 % in the stage solver's last iteration
+
+
+def _warn_if_not_converged(record: dict, iteration: int, config: FitConfig) -> None:
+    """Warn when the solve of π^{θl,θe} or the simulated expert's did not converge (DESIGN §3: detect and
+    report it); both residuals are also in the history (``equilibrium_residual``,
+    ``expert_equilibrium_residual``)."""
+    for name, what in (("equilibrium_residual", "the learned rewards' equilibrium"),
+                       ("expert_equilibrium_residual", "the simulated expert's equilibrium (the data)")):
+        residual = record.get(name, 0.0)
+        if residual > UNCONVERGED_RESIDUAL:
+            import warnings
+
+            warnings.warn(f"fit: iteration {iteration}: {what} did not converge (fixed-point residual "
+                          f"{residual:.2g} > {UNCONVERGED_RESIDUAL:g}); the policies and metrics built on it are "
+                          f"unreliable. Raise `iterations` (now {config.iterations}) or `temperature` (now "
+                          f"{config.temperature}).", RuntimeWarning, stacklevel=3)
 
 
 def _warn_if_large(game: TabularGame, models: tuple, method: str, hypergradient: str) -> None:

@@ -25,6 +25,9 @@ class Expert(Protocol):
     table [S, A_l, A_e] its policy is computed from (r_ld^θl + r_li) and that policy ([T, S, A_l]); the
     expert returns ``num_trajectories`` trajectories of joint play (:class:`Trajectories`, [N, T] each).
     A human-study implementation would run episodes with the robot executing ``learner_policy``.
+    ``fit(method="ma-irl")`` asks once for demonstrations with both TRUE rewards: ``learner_reward`` is the
+    true table and ``learner_policy`` uniform (the learner's equilibrium policy needs the hidden r_e), so a
+    demonstration source should ignore it (docs/user_guide.md §2).
     """
 
     def interact(self, key: jax.Array, learner_reward: jax.Array, learner_policy: jax.Array,
@@ -144,10 +147,15 @@ class SimulatedExpert:
         expert.equilibrium, expert.temperature, expert.iterations = static
         return expert
 
+    def joint_solution(self, learner_reward: jax.Array):
+        """The equilibrium (policy and per-stage fixed-point residual) the expert plays for the learner's
+        reward table [S, A_l, A_e]: an :class:`gsiirl.solvers.equilibrium.EquilibriumResult`."""
+        return solve_equilibrium(self.game, learner_reward, self.game.expert_reward, model=self.equilibrium,
+                                 temperature=self.temperature, iterations=self.iterations)
+
     def joint_policy(self, learner_reward: jax.Array) -> JointPolicy:
         """The data-generating joint policy for the learner's reward table [S, A_l, A_e]."""
-        return solve_equilibrium(self.game, learner_reward, self.game.expert_reward, model=self.equilibrium,
-                                 temperature=self.temperature, iterations=self.iterations).policy
+        return self.joint_solution(learner_reward).policy
 
     def interact(self, key, learner_reward, learner_policy, num_trajectories: int) -> Trajectories:
         return sample_trajectories(key, self.game, self.joint_policy(learner_reward), num_trajectories)

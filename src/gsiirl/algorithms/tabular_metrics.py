@@ -19,7 +19,8 @@ from gsiirl.solvers.occupancy import _forward
 @jax.jit
 def _learned_metrics(problem: LowerLevelProblem, true_expert_reward, theta_l, theta_e, data_occupancy):
     game = problem.game
-    policy = problem.policy(theta_l, theta_e)
+    solution = problem.solve(problem.learner_reward_table(theta_l), problem.expert_model.table(theta_e))
+    policy = solution.policy
     weights = _forward(game.dynamics, game.initial, policy, game.discount, True)
     loss = problem.negative_log_likelihood(policy, data_occupancy) + 0.5 * problem.regularization * jnp.sum(theta_e ** 2)
     return {
@@ -27,18 +28,30 @@ def _learned_metrics(problem: LowerLevelProblem, true_expert_reward, theta_l, th
         "expert_return": jnp.sum(weights * true_expert_reward),
         "lower_level_loss": loss,
         "epic_distance": epic_distance(problem.expert_model.table(theta_e), true_expert_reward, game.discount),
+        # the model solve's fixed-point residual (largest last change of a policy probability, over stages)
+        "equilibrium_residual": jnp.max(solution.residual),
     }
 
 
 @jax.jit
-def _expert_recovery(problem: LowerLevelProblem, true_expert_reward, data_policy, theta_e):
-    """EVD and KL with the learner held at the data-generating policy."""
+def _expert_recovery(problem: LowerLevelProblem, true_expert_reward, data_policy, theta_l, theta_e):
+    """EVD and KL of the learned expert against the data-generating policy ``data_policy``.
+
+    ``soft_nash``: the learned expert is θe's soft best response to the data's learner policy, held fixed
+    (DESIGN §5). ``joint_soft``: the players are one team with one joint policy, so there is no expert
+    policy apart from the learner's: the learned policy is the model's joint policy π^{θl,θe} (the data's
+    with r_e^θe in place of r_e), the KL compares the two expert marginals and the EVD the two joint
+    policies' true-r_e returns."""
     game = problem.game
-    # the learned expert's soft best response to the data-generating learner policy (DESIGN §5)
-    learned_expert = expert_soft_best_response(game.dynamics, data_policy.learner, problem.expert_model.table(theta_e),
-                                               game.discount, problem.temperature, game.horizon)
     true_joint = data_policy
-    learned_joint = true_joint._replace(expert=learned_expert, joint=None)
+    if problem.equilibrium == "joint_soft":
+        learned_joint = problem.policy(theta_l, theta_e)
+        learned_expert = learned_joint.expert
+    else:  # the learned expert's soft best response to the data-generating learner policy (DESIGN §5)
+        learned_expert = expert_soft_best_response(game.dynamics, data_policy.learner,
+                                                   problem.expert_model.table(theta_e), game.discount,
+                                                   problem.temperature, game.horizon)
+        learned_joint = true_joint._replace(expert=learned_expert, joint=None)
     true_weights = _forward(game.dynamics, game.initial, true_joint, game.discount, True)
     learned_weights = _forward(game.dynamics, game.initial, learned_joint, game.discount, True)
     visitation = _forward(game.dynamics, game.initial, true_joint, game.discount, False).sum(axis=(2, 3))
@@ -53,14 +66,21 @@ def _expert_recovery(problem: LowerLevelProblem, true_expert_reward, data_policy
 
 def iteration_metrics(problem: LowerLevelProblem, game, expert, theta_l, theta_e, data_occupancy) -> dict:
     """Metrics of the current (θl, θe): true returns under π^{θl,θe} (both players follow the LEARNED
-    rewards), L, EPIC(r_e^θe, r_e), and — when the expert is simulated (has ``joint_policy``) — the true
+    rewards), L, EPIC(r_e^θe, r_e), the fixed-point residual of the solve of π^{θl,θe} (and of the simulated
+    expert's solve, if it has ``joint_solution``), and — when the expert is simulated (has ``joint_policy``) — the true
     returns of the interaction itself (learner's policy, true expert's response), EVD and the
     expert-policy KL against the data-generating policy."""
     true_expert_reward = game.expert_reward
     record = {k: float(v) for k, v in
               _learned_metrics(problem, true_expert_reward, theta_l, theta_e, data_occupancy).items()}
     if hasattr(expert, "joint_policy"):
-        data_policy = expert.joint_policy(problem.learner_reward_table(theta_l))
+        learner_reward = problem.learner_reward_table(theta_l)
+        if hasattr(expert, "joint_solution"):  # the simulated expert's solve and how well it converged
+            solution = expert.joint_solution(learner_reward)
+            data_policy = solution.policy
+            record["expert_equilibrium_residual"] = float(jnp.max(solution.residual))
+        else:
+            data_policy = expert.joint_policy(learner_reward)
         record.update({k: float(v) for k, v in
-                       _expert_recovery(problem, true_expert_reward, data_policy, theta_e).items()})
+                       _expert_recovery(problem, true_expert_reward, data_policy, theta_l, theta_e).items()})
     return record
