@@ -189,7 +189,7 @@ def test_security_options_are_checked_before_any_unit_on_every_backend(option, m
     assert not ran and not (tmp_path / "results.json").exists()
 
 
-@pytest.mark.parametrize("option, message", [("learning_rate=-1", "option learning_rate: expected a number >= 0"),
+@pytest.mark.parametrize("option, message", [("learning_rate=-1", "option learning_rate: expected a finite number >= 0"),
                                              ("finetune_cycles=0", "option finetune_cycles: expected a positive"),
                                              ("seed_batch=0", "seed_batch: expected a positive integer")])
 def test_hri_options_are_checked_before_any_unit(option, message, tmp_path, monkeypatch):

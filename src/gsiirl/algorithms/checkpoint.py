@@ -66,5 +66,6 @@ def write_checkpoint(path, result: FitResult, completed: int) -> Path:
 
 def strip_marker(result: FitResult) -> FitResult:
     """The result without the checkpoint's bookkeeping field (what an uninterrupted ``fit`` returns)."""
-    config = {name: value for name, value in result.config.items() if name not in (COMPLETED, GAME_DIGEST, CALLER, VERSIONS)}
+    bookkeeping = (COMPLETED, GAME_DIGEST, CALLER, VERSIONS)
+    config = {name: value for name, value in result.config.items() if name not in bookkeeping}
     return FitResult(result.theta_l, result.theta_e, result.policy, result.history, config)

@@ -66,10 +66,10 @@ def _expert_recovery(problem: LowerLevelProblem, true_expert_reward, data_policy
 
 def iteration_metrics(problem: LowerLevelProblem, game, expert, theta_l, theta_e, data_occupancy) -> dict:
     """Metrics of the current (θl, θe): true returns under π^{θl,θe} (both players follow the LEARNED
-    rewards), L, EPIC(r_e^θe, r_e), the fixed-point residual of the solve of π^{θl,θe} (and of the simulated
-    expert's solve, if it has ``joint_solution``), and — when the expert is simulated (has ``joint_policy``) — the true
-    returns of the interaction itself (learner's policy, true expert's response), EVD and the
-    expert-policy KL against the data-generating policy."""
+    rewards), L, EPIC(r_e^θe, r_e), the fixed-point residual of the solve of π^{θl,θe}, and — when the
+    expert is simulated (has ``joint_policy``) — the true returns of the interaction itself (learner's
+    policy, true expert's response), EVD and the expert-policy KL against the data-generating policy (and,
+    with ``joint_solution``, the residual of the expert's solve)."""
     true_expert_reward = game.expert_reward
     record = {k: float(v) for k, v in
               _learned_metrics(problem, true_expert_reward, theta_l, theta_e, data_occupancy).items()}

@@ -10,7 +10,6 @@ fresh Adam's (measured for step counts 400–5,000). :func:`per_member` keeps on
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import optax
 
 
