@@ -91,7 +91,7 @@ def test_special_cases_cooperative_and_competitive(game):
 
 
 def test_unconverged_equilibria_are_recorded_and_warned_about(game):
-    """A stiff zero-sum game (rewards ×5, temperature 0.05, 10 stage iterations): the simulated expert's
+    """A stiff competitive game (rewards ×5, temperature 0.05, 10 stage iterations): the simulated expert's
     solve does not converge (nor does the solver's at the true rewards); fit records the residual and warns."""
     stiff = game.with_rewards(learner_oracle=5 * np.asarray(game.learner_oracle),
                               expert_reward=-5 * np.asarray(game.learner_true_reward))
@@ -207,8 +207,8 @@ def test_ma_irl_uses_the_exact_likelihood_gradient_with_a_shared_reward_model(se
 
 
 def test_exact_hypergradient_runs_record_the_inner_loop_gradient_they_use(game):
-    """"auto" resolves to the exact likelihood gradient for hypergradient="exact" and the saved config says
-    so; an explicit "autodiff" gives the same run."""
+    """With hypergradient="exact", lower_gradient "auto" resolves to the exact likelihood gradient and the
+    saved config says so; an explicit "autodiff" gives the same run."""
     options = dict(hypergradient="exact", outer_iters=2, seed=0, data="expected", **SETTINGS)
     auto = gsiirl.fit(game, **options)
     explicit = gsiirl.fit(game, lower_gradient="autodiff", **options)
