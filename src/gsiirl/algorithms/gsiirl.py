@@ -30,7 +30,7 @@ from gsiirl.algorithms.interaction import (Expert, Oracle, SimulatedExpert, Tabl
 from gsiirl.algorithms.lower_level import LowerLevelProblem, _is_pytree, inner_loop
 from gsiirl.algorithms.tabular_metrics import iteration_metrics
 from gsiirl.games.tabular import TabularGame
-from gsiirl.io.versions import package_version
+from gsiirl.io.versions import checkpoint_versions
 from gsiirl.hypergradients.exact import exact_hypergradient
 from gsiirl.hypergradients.finite_difference import finite_difference_hypergradient
 from gsiirl.hypergradients.spsa import spsa_hypergradient
@@ -213,7 +213,7 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
         store = as_run_state(checkpoint)  # a path, or a RunState whose identity is checked too
         checkpoint = store.path
         identity[GAME_DIGEST] = game_digest(queried_game)
-        identity[VERSIONS] = {name: package_version(name) for name in ("gsiirl", "jax", "jaxlib", "optax")}
+        identity[VERSIONS] = checkpoint_versions()
         if store.identity:
             identity[CALLER] = store.identity
         resumed = load_checkpoint(checkpoint, identity, store.discard_mismatched)

@@ -114,9 +114,13 @@ class LowerLevelProblem:
         """r_ld^θl + r_li, [S, A_l, A_e]."""
         return self.game.learner_reward_with(self.learner_model.table(theta_l))
 
+    def solution(self, theta_l: jax.Array, theta_e: jax.Array):
+        """The equilibrium of (r_ld^θl + r_li, r_e^θe): policy, values and per-stage fixed-point residual."""
+        return self.solve(self.learner_reward_table(theta_l), self.expert_model.table(theta_e))
+
     def policy(self, theta_l: jax.Array, theta_e: jax.Array) -> JointPolicy:
-        """π^{θl,θe}: the equilibrium of (r_ld^θl + r_li, r_e^θe)."""
-        return self.solve(self.learner_reward_table(theta_l), self.expert_model.table(theta_e)).policy
+        """π^{θl,θe}: the equilibrium policy of (r_ld^θl + r_li, r_e^θe)."""
+        return self.solution(theta_l, theta_e).policy
 
     def discounted_occupancy(self, policy: JointPolicy) -> jax.Array:
         game = self.game

@@ -19,7 +19,7 @@ import jax
 
 from gsiirl.algorithms.run_state import Resume, as_run_state
 from gsiirl.algorithms.seed_batch import seedwise, tree_index
-from gsiirl.io.versions import package_version
+from gsiirl.io.versions import checkpoint_versions
 
 
 class CheckpointedRuns:
@@ -34,7 +34,7 @@ class CheckpointedRuns:
                 if isinstance(value, (int, float, str, tuple)) and not callable(value)}
         return {"method": method, "keys": jax.device_get(keys).tolist(), "iterations": int(iterations),
                 "config": self.config, "game": game,
-                "versions": {name: package_version(name) for name in ("gsiirl", "jax", "jaxlib", "optax")}}
+                "versions": checkpoint_versions()}
 
     def _resume(self, method: str, ops, keys, iterations: int, checkpoint, identity: dict | None = None) -> Resume:
         """The :class:`Resume` of a run: a fresh start without ``checkpoint`` (a path or a

@@ -18,12 +18,13 @@ from gsiirl.solvers.occupancy import _forward
 
 @jax.jit
 def _learned_metrics(problem: LowerLevelProblem, true_expert_reward, theta_l, theta_e, data_occupancy):
+    """(metrics of π^{θl,θe}, π^{θl,θe} itself)."""
     game = problem.game
-    solution = problem.solve(problem.learner_reward_table(theta_l), problem.expert_model.table(theta_e))
+    solution = problem.solution(theta_l, theta_e)
     policy = solution.policy
     weights = _forward(game.dynamics, game.initial, policy, game.discount, True)
     loss = problem.negative_log_likelihood(policy, data_occupancy) + 0.5 * problem.regularization * jnp.sum(theta_e ** 2)
-    return {
+    return policy, {
         "learner_return": jnp.sum(weights * game.learner_true_reward),
         "expert_return": jnp.sum(weights * true_expert_reward),
         "lower_level_loss": loss,
@@ -34,18 +35,18 @@ def _learned_metrics(problem: LowerLevelProblem, true_expert_reward, theta_l, th
 
 
 @jax.jit
-def _expert_recovery(problem: LowerLevelProblem, true_expert_reward, data_policy, theta_l, theta_e):
+def _expert_recovery(problem: LowerLevelProblem, true_expert_reward, data_policy, model_policy, theta_e):
     """EVD and KL of the learned expert against the data-generating policy ``data_policy``.
 
     ``soft_nash``: the learned expert is θe's soft best response to the data's learner policy, held fixed
     (DESIGN §5). ``joint_soft``: the players are one team with one joint policy, so there is no expert
-    policy apart from the learner's: the learned policy is the model's joint policy π^{θl,θe} (the data's
-    with r_e^θe in place of r_e), the KL compares the two expert marginals and the EVD the two joint
-    policies' true-r_e returns."""
+    policy apart from the learner's: the learned policy is the model's joint policy π^{θl,θe}
+    (``model_policy``: the data's with r_e^θe in place of r_e), the KL compares the two expert marginals and
+    the EVD the two joint policies' true-r_e returns."""
     game = problem.game
     true_joint = data_policy
     if problem.equilibrium == "joint_soft":
-        learned_joint = problem.policy(theta_l, theta_e)
+        learned_joint = model_policy
         learned_expert = learned_joint.expert
     else:  # the learned expert's soft best response to the data-generating learner policy (DESIGN §5)
         learned_expert = expert_soft_best_response(game.dynamics, data_policy.learner,
@@ -71,8 +72,8 @@ def iteration_metrics(problem: LowerLevelProblem, game, expert, theta_l, theta_e
     policy, true expert's response), EVD and the expert-policy KL against the data-generating policy (and,
     with ``joint_solution``, the residual of the expert's solve)."""
     true_expert_reward = game.expert_reward
-    record = {k: float(v) for k, v in
-              _learned_metrics(problem, true_expert_reward, theta_l, theta_e, data_occupancy).items()}
+    model_policy, learned = _learned_metrics(problem, true_expert_reward, theta_l, theta_e, data_occupancy)
+    record = {k: float(v) for k, v in learned.items()}
     if hasattr(expert, "joint_policy"):
         learner_reward = problem.learner_reward_table(theta_l)
         if hasattr(expert, "joint_solution"):  # the simulated expert's solve and how well it converged
@@ -82,5 +83,5 @@ def iteration_metrics(problem: LowerLevelProblem, game, expert, theta_l, theta_e
         else:
             data_policy = expert.joint_policy(learner_reward)
         record.update({k: float(v) for k, v in
-                       _expert_recovery(problem, true_expert_reward, data_policy, theta_l, theta_e).items()})
+                       _expert_recovery(problem, true_expert_reward, data_policy, model_policy, theta_e).items()})
     return record

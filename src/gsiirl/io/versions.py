@@ -11,3 +11,8 @@ def package_version(name: str) -> str:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
+
+
+def checkpoint_versions() -> dict[str, str]:
+    """The versions a saved run's numbers depend on; a checkpoint written with others is not continued."""
+    return {name: package_version(name) for name in ("gsiirl", "jax", "jaxlib", "optax")}
