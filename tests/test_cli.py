@@ -48,6 +48,7 @@ def toy(monkeypatch):
     (["run", "security", "--marl-solver", "magic", "--out", "{tmp}"], "marl_solver"),
     (["run", "security", "--seeds", "0", "--out", "{tmp}"], "seeds"),
     (["run", "security", "--frobnicate"], "frobnicate"),
+    (["run", "security", "--nodes", "4", "--option", "nodes=3", "--out", "{tmp}"], "--nodes, --option nodes"),
 ])
 def test_bad_arguments_are_one_line(argv, needle, capsys, tmp_path):
     code, _, err = _run([a.replace("{tmp}", str(tmp_path / "out")) for a in argv], capsys)

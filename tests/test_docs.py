@@ -8,7 +8,9 @@ import pytest
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # page -> strings its blocks must print (evidence that the page's points were actually made)
 PAGES = {
-    "user_guide.md": ("rows must sum to 1",),  # the bad-transitions example raises with the field's name
+    "user_guide.md": ("rows must sum to 1",  # the bad-transitions example raises with the field's name
+                      "learned (3, 2, 2) (5, 3, 2) (5, 3, 2)",
+                      "ma-irl from a recording: 3 iterations"),  # learned reward tables and policies come out
     "simulators.md": (
         "seed 2: match: 6 steps, 2 agents",  # the corridor's JAX port agrees with its PettingZoo twin
         "MISMATCH (step 2, agent 'robot', reward",  # a port missing r_ld is caught where it goes wrong

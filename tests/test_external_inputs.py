@@ -53,6 +53,42 @@ def test_valid_external_trajectories_give_the_simulated_experts_numbers(game):
     np.testing.assert_allclose(external.history["lower_level_loss"], internal.history["lower_level_loss"])
 
 
+class Recorder:
+    """Plays the simulated expert and keeps what it returned (the ground truth for a replayed recording)."""
+
+    def __init__(self, game):
+        self.simulator, self.played = gsiirl.SimulatedExpert(game, iterations=5), []
+
+    def interact(self, key, learner_reward, learner_policy, num_trajectories):
+        self.played.append(self.simulator.interact(key, learner_reward, learner_policy, num_trajectories))
+        return self.played[-1]
+
+
+def test_ma_irl_from_a_recording_equals_ma_irl_on_the_same_demonstrations(game):
+    recorder = Recorder(game)
+    live = gsiirl.fit(game, method="ma-irl", outer_iters=3, seed=4, expert=recorder, **FAST)
+    assert len(recorder.played) == 1  # MA-IRL asks once
+    recording = Trajectories(*(np.asarray(x) for x in recorder.played[0]))
+    # the recording is used whole, whatever num_trajectories says
+    replayed = gsiirl.fit(game, method="ma-irl", outer_iters=3, seed=4, iterations=5, num_trajectories=7,
+                          expert=gsiirl.RecordedDemonstrations(recording))
+    np.testing.assert_allclose(replayed.theta_e, live.theta_e, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(replayed.history["lower_level_loss"], live.history["lower_level_loss"], rtol=1e-6)
+    assert "expert_policy_kl" not in replayed.history  # no hidden policy to compare with
+
+
+def test_a_recording_is_refused_by_gsiirl_and_checked_against_the_game(game):
+    played = gsiirl.SimulatedExpert(game, iterations=5).interact(
+        __import__("jax").random.PRNGKey(0), game.learner_true_reward, None, 10)
+    with pytest.raises(ValueError, match="^expert: RecordedDemonstrations replay fixed data"):
+        gsiirl.fit(game, method="gsiirl", outer_iters=1, expert=gsiirl.RecordedDemonstrations(played), **FAST)
+    bad = gsiirl.RecordedDemonstrations(played._replace(expert_actions=np.asarray(played.expert_actions) + 3))
+    with pytest.raises(ValueError, match=r"expert_actions: indices must lie in \[0, 3\)"):
+        gsiirl.fit(game, method="ma-irl", outer_iters=1, expert=bad, **FAST)
+    with pytest.raises(ValueError, match="^trajectories: expected Trajectories"):
+        gsiirl.RecordedDemonstrations(played[:2])
+
+
 def test_adversarial_ma_irl_checks_its_demonstrations(game):
     from gsiirl.algorithms.ma_irl_adversarial import ma_irl_adversarial
 

@@ -132,6 +132,30 @@ def test_reproduce_checks_every_folder_before_running_and_tables_everything_in_o
     assert calls == []
 
 
+def test_reproduce_refuses_a_damaged_or_foreign_file_of_an_experiment_it_does_not_run_before_running(
+        tmp_path, monkeypatch):
+    """The table reads every experiment's file in OUT, also those this call does not run: a damaged one is
+    refused before any unit runs (not after), and one holding another experiment's results is refused
+    instead of being tabled in the wrong column."""
+    monkeypatch.setattr(runner, "_execute", lambda results, *a, **k: _store_constant(results, *a, **k))
+    calls = []
+    (tmp_path / "hri").mkdir()
+    (tmp_path / "hri" / "results.json").write_text("{ truncated")
+    with pytest.raises(ResultsFileError, match=r"hri/results.json: corrupted"):
+        reproduce(tmp_path, quick=True, experiments=("security",), run=_quick_results(tmp_path, calls),
+                  echo=lambda *_: None)
+    assert calls == []
+    (tmp_path / "hri" / "results.json").unlink()
+    reproduce(tmp_path, quick=True, experiments=("security",), run=_quick_results(tmp_path, calls),
+              echo=lambda *_: None)
+    (tmp_path / "hri" / "results.json").write_bytes((tmp_path / "security" / "results.json").read_bytes())
+    calls.clear()
+    with pytest.raises(ResultsFileError, match=r"hri/results.json: holds the security experiment, not hri"):
+        reproduce(tmp_path, quick=True, experiments=("security",), run=_quick_results(tmp_path, calls),
+                  echo=lambda *_: None)
+    assert calls == []
+
+
 def _store_constant(results, module, merged, path, *, methods, seeds, iterations, **_):
     for method in methods:
         block = results["methods"].setdefault(method, {"seeds": {}, "final": {}})

@@ -67,6 +67,23 @@ def test_merge_options_coerces_and_rejects():
         merge_options({"a": 1}, {"a": "1.5"})
 
 
+@pytest.mark.parametrize("override,message", [
+    ({"a": "null"}, "option a: expected a value like its default 1"),        # was a TypeError traceback in a unit
+    ({"b": "Infinity"}, "option b: expected a finite value"),                 # was run, then unsavable results
+    ({"b": "NaN"}, "option b: expected a finite value"),
+    ({"d": "-Infinity"}, "option d: expected a finite value"),               # a null default takes no inf either
+    ({"g": "5"}, "option g: expected a list of 2 values"),                   # was accepted and broadcast
+    ({"g": "[1]"}, "option g: expected a list of 2 values"),
+    ({"g": '["a", 0]'}, r"option g\[0\]: expected a number"),
+    ({"g": "[NaN, 0]"}, "option g: expected a finite value"),
+])
+def test_merge_options_refuses_null_non_finite_and_misshaped_values(override, message):
+    defaults = {"a": 1, "b": 0.5, "d": None, "g": [0.0, 0.5]}
+    with pytest.raises(ValueError, match=message):
+        merge_options(defaults, override)
+    assert merge_options(defaults, {"g": "[1, 2]", "d": "null"})["g"] == [1.0, 2.0]
+
+
 def test_kill_then_resume_equals_uninterrupted(toy, tmp_path):
     toy()
     full = run_experiment("toy", out_dir=tmp_path / "full", seeds=3, iterations=4)
@@ -247,11 +264,12 @@ def test_summary_text_adds_the_interaction_row_with_its_own_gaps():
     for block in results["methods"].values():
         block["final"] = summarize(block["seeds"])
     lines = results_file.summary_text(results).splitlines()
-    assert [line.split()[0] for line in lines[1:]] == ["marl", "gsiirl", "gsiirl"]
+    assert [line.split()[0] for line in lines[1:4]] == ["marl", "gsiirl", "gsiirl"]
     row = lines[3].split()
     # interaction learner 2.000 ± 0.500; gaps +0.5 and -0.5 -> 0.000 ± 0.500; expert gaps 0 and -1 -> -0.5 ± 0.5
     assert row[:6] == ["gsiirl", "interaction", "2.000", "±", "0.500", "-2.500"]
     assert row[-6:] == ["0.000", "±", "0.500", "-0.500", "±", "0.500"]
+    assert len(lines) == 5 and "TRUE reward" in lines[4]  # the legend of the interaction row
 
 
 def test_mean_std_text_one_seed_shows_the_mean_alone():

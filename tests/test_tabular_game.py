@@ -71,6 +71,8 @@ def test_transition_validation():
     bad[0, 0, 0] = [0.5, 0.6, 0.1]
     with pytest.raises(ValueError, match=r"transitions: rows must sum to 1 \(row \(0, 0, 0\) sums to 1.2\)"):
         TabularGame(**(arrays | {"transitions": bad}))
+    with pytest.raises(ValueError, match=r"^initial: entries must sum to 1 \(it sums to 2\)$"):  # 1-D: no "row ()"
+        TabularGame(**(arrays | {"initial": np.full(3, 2 / 3)}))
     bad[0, 0, 0] = [np.inf, 0.0, 0.0]
     with pytest.raises(ValueError, match="transitions: contains NaN"):
         TabularGame(**(arrays | {"transitions": bad}))

@@ -10,7 +10,7 @@ Quick start::
 
 from gsiirl.algorithms.config import FitConfig, FitResult
 from gsiirl.algorithms.gsiirl import fit, marl
-from gsiirl.algorithms.interaction import Expert, Oracle, SimulatedExpert, TableOracle
+from gsiirl.algorithms.interaction import Expert, Oracle, RecordedDemonstrations, SimulatedExpert, TableOracle
 from gsiirl.algorithms.lower_level import LowerLevelProblem
 from gsiirl.games.random import random_tabular_game
 from gsiirl.games.tabular import TabularGame
@@ -20,5 +20,5 @@ from gsiirl.solvers.equilibrium import JointPolicy, solve_equilibrium
 __version__ = "0.2.0"
 
 __all__ = ["Expert", "FitConfig", "FitResult", "JointPolicy", "LinearReward", "LowerLevelProblem", "MLPReward",
-           "Oracle", "SimulatedExpert", "TableOracle", "TabularGame", "fit", "marl", "one_hot_features",
-           "project_to_ball", "random_tabular_game", "solve_equilibrium", "__version__"]
+           "Oracle", "RecordedDemonstrations", "SimulatedExpert", "TableOracle", "TabularGame", "fit", "marl",
+           "one_hot_features", "project_to_ball", "random_tabular_game", "solve_equilibrium", "__version__"]

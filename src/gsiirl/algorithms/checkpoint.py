@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from gsiirl.algorithms.config import FitResult, _result_paths
+from gsiirl.io.atomic import pending_path
 
 COMPLETED = "completed_iterations"
 GAME_DIGEST = "game_sha256"
@@ -51,6 +52,7 @@ def load_checkpoint(path, identity: dict, discard_mismatched: bool = False) -> F
             if discard_mismatched:
                 json_path.unlink(missing_ok=True)
                 arrays_path.unlink(missing_ok=True)
+                pending_path(arrays_path).unlink(missing_ok=True)
                 return None
             raise ValueError(f"checkpoint: {json_path} was written with {name}={saved.config.get(name)!r}, this "
                              f"call has {name}={value!r}; use another path or delete it to start again")

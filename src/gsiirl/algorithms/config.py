@@ -11,7 +11,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from gsiirl.io.atomic import atomic_write_bytes
+from gsiirl.io.atomic import atomic_write_pair, pending_path, read_paired
 from gsiirl.solvers.equilibrium import EQUILIBRIUM_MODELS, JointPolicy
 
 RESULT_SCHEMA_VERSION = 1
@@ -61,16 +61,19 @@ class FitConfig:
     cross_term: str = "auto"
 
     def __post_init__(self) -> None:
-        def positive(name, integer=False, allow_none=False):
+        def positive(name, integer=False, allow_none=False, what=""):
             value = getattr(self, name)
             if value is None and allow_none:
                 return
-            bad = isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0
+            # finite: an infinite radius, temperature, λ or step makes every reward table NaN, which
+            # would surface later as a NaN "learner_reward" instead of naming this option
+            bad = (isinstance(value, bool) or not isinstance(value, (int, float, np.number))
+                   or not np.isfinite(value) or not value > 0)
             if integer and not bad:
                 bad = int(value) != value
             if bad:
-                kind = "a positive integer" if integer else "a positive number"
-                raise ValueError(f"{name}: expected {kind}, got {value!r}")
+                kind = "a positive integer" if integer else "a finite positive number"
+                raise ValueError(f"{name}: expected {kind}{what}, got {value!r}")
 
         for name in ("temperature", "radius", "inner_step_size", "lipschitz", "perturbation_scale"):
             positive(name)
@@ -78,9 +81,7 @@ class FitConfig:
         for name in ("iterations", "num_trajectories", "num_spsa_samples"):
             positive(name, integer=True)
         positive("inner_steps", integer=True, allow_none=True)
-        if isinstance(self.regularization, bool) or not isinstance(self.regularization, (int, float)) \
-                or not self.regularization > 0:
-            raise ValueError(f"regularization: expected a positive number (λ > 0), got {self.regularization!r}")
+        positive("regularization", what=" (λ > 0)")
         if self.equilibrium not in EQUILIBRIUM_MODELS:
             raise ValueError(f"equilibrium: expected one of {EQUILIBRIUM_MODELS}, got {self.equilibrium!r}")
         if self.data not in ("sampled", "expected"):
@@ -125,8 +126,10 @@ class FitResult:
 
         ``path`` may end in ``.json`` or ``.npz`` (replaced) or not (the suffix is appended, so
         ``runs/lr0.5`` gives ``runs/lr0.5.json``). The JSON records the SHA-256 of the ``.npz``, so
-        :meth:`load` rejects a pair that was not written together (a crash between the two writes,
-        or files from different runs). Non-finite history values are stored as JSON ``null``.
+        :meth:`load` rejects a pair that was not written together (files from different runs); the
+        ``.npz`` is staged as ``<path>.npz.pending`` until the ``.json`` is in place, so a save killed at any
+        moment leaves the previous pair or the new one (:func:`gsiirl.io.atomic.atomic_write_pair`).
+        Non-finite history values are stored as JSON ``null``.
         """
         import hashlib
         import io
@@ -149,8 +152,7 @@ class FitResult:
             text = json.dumps(document, indent=1, allow_nan=False, default=_json_scalar)
         except (TypeError, ValueError) as error:
             raise ValueError(f"config: not JSON-serialisable ({error})") from None
-        atomic_write_bytes(arrays_path, payload)
-        atomic_write_bytes(json_path, text.encode())
+        atomic_write_pair(arrays_path, payload, json_path, text.encode())  # a crash never leaves a mixed pair
         return json_path, arrays_path
 
     @classmethod
@@ -164,7 +166,7 @@ class FitResult:
 
         json_path, arrays_path = _result_paths(path)
         for required in (json_path, arrays_path):
-            if not required.exists():
+            if not required.exists() and not (required == arrays_path and pending_path(arrays_path).exists()):
                 raise FileNotFoundError(f"{required}: no such gsiirl result file (written by FitResult.save)")
         try:
             document = json.loads(json_path.read_text())
@@ -175,8 +177,8 @@ class FitResult:
         for field in ("config", "history"):
             if not isinstance(document.get(field), dict):
                 raise ValueError(f"{json_path}: {field}: expected an object")
-        payload = arrays_path.read_bytes()
         expected_digest = document.get("arrays_sha256")
+        payload = read_paired(arrays_path, expected_digest)  # completes a save that stopped after its .json
         if expected_digest is not None and hashlib.sha256(payload).hexdigest() != expected_digest:
             raise ValueError(f"{arrays_path}: arrays_sha256: does not match {json_path.name}; the two files "
                              "were not written by the same save (a different run, or an interrupted save)")

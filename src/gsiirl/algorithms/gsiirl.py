@@ -25,8 +25,8 @@ from gsiirl.algorithms.checkpoint import (CALLER, COMPLETED, GAME_DIGEST, VERSIO
                                          strip_marker, write_checkpoint)
 from gsiirl.algorithms.config import FitConfig, FitResult
 from gsiirl.algorithms.run_state import as_run_state
-from gsiirl.algorithms.interaction import (Expert, Oracle, SimulatedExpert, TableOracle, check_trajectories,
-                                           query_full_table)
+from gsiirl.algorithms.interaction import (Expert, Oracle, RecordedDemonstrations, SimulatedExpert, TableOracle,
+                                           check_trajectories, query_full_table)
 from gsiirl.algorithms.lower_level import LowerLevelProblem, _is_pytree, inner_loop
 from gsiirl.algorithms.tabular_metrics import iteration_metrics
 from gsiirl.games.tabular import TabularGame
@@ -132,6 +132,9 @@ def _check_options(method: str, hypergradient: str, outer_iters: int, expert, co
         raise ValueError(f"hypergradient: expected one of {HYPERGRADIENTS}, got {hypergradient!r}")
     if not is_integer(outer_iters) or outer_iters < 1:
         raise ValueError(f"outer_iters: expected a positive integer, got {outer_iters!r}")
+    if method == "gsiirl" and isinstance(expert, RecordedDemonstrations):
+        raise ValueError("expert: RecordedDemonstrations replay fixed data, but GSIIRL's data must come from "
+                         "playing the learner's current policy; use method='ma-irl' for recorded demonstrations")
     if config.cross_term == "data_dependent" and hypergradient == "spsa" and not _is_pytree(expert):
         raise ValueError("cross_term: 'data_dependent' re-collects data inside the SPSA step and needs a "
                          "traceable (pytree) expert such as SimulatedExpert; use 'fixed_data' with a real expert")

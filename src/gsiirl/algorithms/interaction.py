@@ -60,6 +60,26 @@ class TableOracle:
         return self.table[states, learner_actions, expert_actions]
 
 
+class RecordedDemonstrations:
+    """Joint trajectories recorded beforehand (e.g. :func:`gsiirl.io.load_trajectories`), as an :class:`Expert`
+    for passive IRL: ``fit(game, method="ma-irl", expert=RecordedDemonstrations(trajectories))``.
+
+    ``interact`` returns the whole recording, whatever it is asked (``num_trajectories`` and the learner's
+    policy are ignored: a recording has the size it has). It does not respond to the learner, so
+    ``method="gsiirl"``, whose data must come from playing the learner's current policy, refuses it.
+    The arrays are checked against the game when ``fit`` uses them (:func:`check_trajectories`).
+    """
+
+    def __init__(self, trajectories) -> None:
+        if not isinstance(trajectories, tuple) or len(trajectories) != 3:
+            raise ValueError(f"trajectories: expected Trajectories(states, learner_actions, expert_actions), got "
+                             f"{type(trajectories).__name__}")
+        self.trajectories = Trajectories(*(np.asarray(array) for array in trajectories))
+
+    def interact(self, key, learner_reward, learner_policy, num_trajectories: int) -> Trajectories:
+        return self.trajectories
+
+
 def query_full_table(oracle: Oracle, joint_shape: tuple[int, int, int]) -> jax.Array:
     """Query the oracle once at every (s, a_l, a_e) of a tabular game: [S, A_l, A_e].
 
@@ -82,7 +102,13 @@ def query_full_table(oracle: Oracle, joint_shape: tuple[int, int, int]) -> jax.A
         first = np.unravel_index(bad[0], joint_shape)
         raise ValueError(f"oracle: query returned {bad.size} non-finite value(s) (NaN or inf), first at "
                          f"(s, a_l, a_e) = {tuple(int(i) for i in first)}: {values[bad[0]]}")
-    return jnp.asarray(values.reshape(joint_shape), dtype=jnp.result_type(float))
+    dtype = np.dtype(jnp.result_type(float))
+    too_large = np.flatnonzero(np.abs(values) > np.finfo(dtype).max)  # would become inf in float32
+    if too_large.size:
+        first = np.unravel_index(too_large[0], joint_shape)
+        raise ValueError(f"oracle: query returned {too_large.size} value(s) beyond the range of {dtype.name}, "
+                         f"first at (s, a_l, a_e) = {tuple(int(i) for i in first)}: {values[too_large[0]]:.3g}")
+    return jnp.asarray(values.reshape(joint_shape), dtype=dtype)
 
 
 def check_trajectories(trajectories, game: TabularGame, source: str = "expert.interact") -> Trajectories:

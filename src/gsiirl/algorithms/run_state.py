@@ -14,9 +14,9 @@ A checkpoint is two files written by one :meth:`RunState.save`:
   sizes, plus whatever the caller adds), the phase and the number of finished steps, the metric rows, the
   key path, shape and dtype of every leaf, and the SHA-256 of the ``.npz``.
 
-The ``.npz`` is written first and the ``.json`` last, both atomically, so the pair on disk is always one
-save's (a crash between the two leaves the previous ``.json``, whose digest then refuses the new ``.npz``
-— :meth:`RunState.load` says so instead of mixing them). Pytree *structures* are not stored: the caller
+Both are written atomically by :func:`gsiirl.io.atomic.atomic_write_pair`: the new ``.npz`` as ``PATH.npz.pending``,
+then the ``.json``, then the ``.npz`` moved into place, so a crash at any moment leaves one save's pair
+(the previous one, or — a crash after the ``.json`` — the new one, completed by :meth:`RunState.load`). Pytree *structures* are not stored: the caller
 rebuilds them from templates (:func:`jax.eval_shape` or fresh initial states) and the stored key paths,
 shapes and dtypes are checked against them.
 """
@@ -35,7 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from gsiirl.algorithms.config import _result_paths
-from gsiirl.io.atomic import atomic_write_bytes
+from gsiirl.io.atomic import atomic_write_pair, pending_path, read_paired
 
 FORMAT = "gsiirl-sample-based-checkpoint"
 FORMAT_VERSION = 1
@@ -106,11 +106,10 @@ class RunState:
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         payload = buffer.getvalue()
-        atomic_write_bytes(self.npz_path, payload)
         header = {"format": FORMAT, "format_version": FORMAT_VERSION, "identity": self.identity, "phase": phase,
                   "completed": int(completed), "info": _jsonable(info or {}), "leaves": leaves,
                   "npz_sha256": hashlib.sha256(payload).hexdigest()}
-        atomic_write_bytes(self.json_path, json.dumps(header).encode())
+        atomic_write_pair(self.npz_path, payload, self.json_path, json.dumps(header).encode())
 
     def load(self, templates: Callable[[str, int], dict[str, Any]]) -> tuple[str, int, dict[str, Any], dict] | None:
         """``(phase, completed, trees, info)`` of the checkpoint, or None if there is none (or it was
@@ -141,7 +140,7 @@ class RunState:
                                  f"run has {name}={self.identity.get(name)!r}; use another path or delete it to "
                                  "start again")
         try:
-            payload = self.npz_path.read_bytes()
+            payload = read_paired(self.npz_path, header.get("npz_sha256"))
         except OSError:
             raise ValueError(f"checkpoint: {self.npz_path} is missing (its .json is there); delete "
                              f"{self.json_path} to start again") from None
@@ -168,9 +167,10 @@ class RunState:
         """Remove the checkpoint (both files) and those of its parts (:meth:`part`), e.g. once its results
         are stored elsewhere."""
         stem = glob.escape(self.path.name)
-        parts = [path for pattern in (f"{stem}.*.json", f"{stem}.*.npz")
+        # ... and the temporary files of a save that was killed before its atomic moves (.<name>.*.tmp)
+        parts = [path for pattern in (f"{stem}.*.json", f"{stem}.*.npz", f"{stem}.*.npz.pending", f".{stem}.*.tmp")
                  for path in self.json_path.parent.glob(pattern)]
-        for path in (self.json_path, self.npz_path, *parts):
+        for path in (self.json_path, self.npz_path, pending_path(self.npz_path), *parts):
             path.unlink(missing_ok=True)
 
 

@@ -4,6 +4,7 @@ experiments (reward-parameter batches, the θ's recorded in a history)."""
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import jax
@@ -11,7 +12,7 @@ import jax.numpy as jnp
 
 from gsiirl.games.continuous import RewardParams
 from gsiirl.solvers.maddpg import MADDPGConfig, validate_config
-from gsiirl.validation import is_positive_number
+from gsiirl.validation import is_integer, is_positive_number
 
 CROSS_TERMS = ("fixed_data", "data_dependent")
 # metrics that are finite in any sound run: a NaN / inf in one means the game produced one
@@ -87,17 +88,19 @@ class SampleBasedConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
         validate_config(self.maddpg)
+        # counts become array shapes and loop bounds: 2.5 or "4" would fail deep inside JAX
+        for name in ("warmup_iterations", "data_episodes", "evaluation_episodes", "spsa_samples"):
+            if not is_integer(getattr(self, name)) or getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)!r}")
         if self.warmup_iterations % self.maddpg.iterations:
             raise ValueError(f"warmup_iterations: expected a multiple of maddpg.iterations "
                              f"({self.maddpg.iterations}), got {self.warmup_iterations}")
-        for name in ("warmup_iterations", "data_episodes", "evaluation_episodes", "spsa_samples"):
-            if isinstance(getattr(self, name), bool) or int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
         for name in ("temperature", "regularization", "radius", "inner_step_size", "lipschitz",
                      "perturbation_scale"):
-            if not float(getattr(self, name)) > 0:
-                raise ValueError(f"{name}: expected a positive number, got {getattr(self, name)}")
-        if self.initial_radius is not None and not 0 < self.initial_radius <= self.radius:
+            if not is_positive_number(getattr(self, name)) or not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name}: expected a finite positive number, got {getattr(self, name)!r}")
+        if self.initial_radius is not None and not (is_positive_number(self.initial_radius)
+                                                    and self.initial_radius <= self.radius):
             raise ValueError(f"initial_radius: expected a number in (0, radius = {self.radius}] or None, "
                              f"got {self.initial_radius}")
         if self.hessian_regularization is not None and not is_positive_number(self.hessian_regularization):
@@ -112,8 +115,9 @@ class SampleBasedConfig:
             raise ValueError(f"hypergradient_terms: expected 'lemma2' or 'direct', got {self.hypergradient_terms!r}")
         if self.cross_term not in CROSS_TERMS:
             raise ValueError(f"cross_term: expected one of {list(CROSS_TERMS)}, got {self.cross_term!r}")
-        if self.perturbation_floor < 0:
-            raise ValueError(f"perturbation_floor: expected >= 0, got {self.perturbation_floor}")
+        floor = self.perturbation_floor
+        if isinstance(floor, bool) or not isinstance(floor, numbers.Real) or not (0 <= floor < math.inf):
+            raise ValueError(f"perturbation_floor: expected a finite number >= 0, got {floor!r}")
 
 
 def _params(theta_l, theta_e, use_true_ld, use_true_e) -> RewardParams:

@@ -189,6 +189,8 @@ def run(
             if value is not None:
                 if key not in load_experiment(experiment).DEFAULT_OPTIONS:
                     raise UserError(f"{flag}: not an option of the {experiment} experiment")
+                if key in options:
+                    raise UserError(f"{flag}, --option {key}: expected at most one (both set {key})")
                 options[key] = value
         execute_run(experiment, methods=method, seeds=seeds, iters=iters,
                     out=out if out is not None else Path("runs") / experiment, resume=resume, force=force,

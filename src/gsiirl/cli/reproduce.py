@@ -225,7 +225,7 @@ def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDE
     Every experiment's existing results are checked against this run's plan BEFORE anything runs. The
     table covers every experiment with results in ``out_dir``, also those not run by this call."""
     from gsiirl.cli.main import execute_run
-    from gsiirl.experiments.results_file import RESULTS_FILE, load_results
+    from gsiirl.experiments.results_file import RESULTS_FILE
 
     run = run or execute_run
     experiments = tuple(dict.fromkeys(experiments))
@@ -233,6 +233,9 @@ def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDE
     plan = QUICK_PLAN if quick else FULL_PLAN
     for experiment in experiments:
         _check_plan(out_dir / experiment, experiment, plan[experiment], quick)
+    for experiment in EXPERIMENT_ORDER:  # the table will read the others' files: refuse a bad one now, not after
+        if experiment not in experiments:
+            _load_stored(out_dir, experiment)
     results = {}
     for experiment in experiments:
         seeds, iterations = plan[experiment]
@@ -246,14 +249,30 @@ def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDE
         for figure in sorted(target.glob("figure*.png")):  # Figures 2-4 side by side with the table
             atomic_write_bytes(out_dir / figure.name, figure.read_bytes())
     for experiment in EXPERIMENT_ORDER:  # the table shows everything OUT holds, not only this call's part
-        stored = out_dir / experiment / RESULTS_FILE
-        if experiment not in results and stored.exists():
-            results[experiment] = load_results(stored)
+        if experiment not in results:
+            stored = _load_stored(out_dir, experiment)
+            if stored is not None:
+                results[experiment] = stored
     markdown, csv_text = build_table(results)
     atomic_write_bytes(out_dir / "table1.md", markdown.encode())
     atomic_write_bytes(out_dir / "table1.csv", csv_text.encode())
     echo(markdown)
     echo(f"table: {out_dir / 'table1.md'}")
+    return results
+
+
+def _load_stored(out_dir: Path, experiment: str) -> dict | None:
+    """``OUT/<experiment>/results.json`` (None if absent), validated, and refused if it holds another
+    experiment's results (which the table would otherwise show in this experiment's column)."""
+    from gsiirl.experiments.results_file import RESULTS_FILE, ResultsFileError, load_results
+
+    path = out_dir / experiment / RESULTS_FILE
+    if not path.exists():
+        return None
+    results = load_results(path)
+    if results["experiment"] != experiment:
+        raise ResultsFileError(f"{path}: holds the {results['experiment']} experiment, not {experiment} "
+                               "(use another --out)")
     return results
 
 

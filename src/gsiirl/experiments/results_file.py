@@ -90,7 +90,9 @@ def summary_text(results: dict, labels: dict[str, str] | None = None, extra_metr
     """A text table of the final iteration: mean ± std over seeds of the two returns (and ``extra_metrics``)
     per method, plus each method's paired per-seed gap to MARL on the two returns (Table 1's comparison).
     A method that also stores ``interaction_*`` metrics (sample-based GSIIRL: the learner's policy met by
-    the true expert's response) gets a second row, "<method> interaction", read the same way.
+    the true expert's response; tabular GSIIRL and MA-IRL: the learner's equilibrium policy for the learned
+    reward against the true expert) gets a second row, "<method> interaction", read the same way, and a
+    last line says what that row is.
 
     ``labels`` renames the columns (e.g. ``{"learner_return": "robot return"}``)."""
     labels = labels or {}
@@ -122,6 +124,9 @@ def summary_text(results: dict, labels: dict[str, str] | None = None, extra_metr
                     and marl_seeds[seed].get(key) and marl_seeds[seed][key][-1] is not None]
             cells.append("n/a" if not gaps or label == "marl" else mean_std_text(np.mean(gaps), np.std(gaps), len(gaps)))
         lines.append(f"{label:<{label_width}} " + " ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths)))
+    if any(prefix for _, prefix, _ in rows):
+        lines.append("(<method> interaction: the learner's policy for its LEARNED reward met by the expert acting on "
+                     "its TRUE reward; the other rows: both players on the method's rewards)")
     return "\n".join(lines)
 
 
@@ -129,6 +134,14 @@ def save_results(results: dict, path: Path) -> None:
     """Write ``results`` to ``path`` atomically (temp file in the same directory + os.replace)."""
     text = json.dumps(results, indent=1, allow_nan=False)
     atomic_write_bytes(path, text.encode())
+
+
+def _is_finite(value) -> bool:
+    """A finite float (an integer literal too large for a float, e.g. 1 followed by 400 zeros, is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _check_metric_lists(where: str, metrics) -> None:
@@ -143,7 +156,7 @@ def _check_metric_lists(where: str, metrics) -> None:
             raise ResultsFileError(f"{where}.{key}: expected a list of numbers")
         if not values:  # summarize() reads the last value; an empty list would silently drop the seed
             raise ResultsFileError(f"{where}.{key}: expected a non-empty list of numbers, got []")
-        bad = next((index for index, v in enumerate(values) if v is not None and not math.isfinite(v)), None)
+        bad = next((index for index, v in enumerate(values) if v is not None and not _is_finite(v)), None)
         if bad is not None:
             raise ResultsFileError(f"{where}.{key}[{bad}]: {values[bad]!r} is not allowed (non-finite values are "
                                    "stored as null)")
@@ -178,7 +191,7 @@ def load_results(path: Path) -> dict:
         if method not in METHODS or not isinstance(block, dict) or not isinstance(block.get("seeds"), dict):
             raise ResultsFileError(f"{path}: corrupted (methods.{method} is not a valid method block)")
         for seed, metrics in block["seeds"].items():
-            if not seed.isdigit():
+            if not (seed.isascii() and seed.isdigit()):  # "²".isdigit() is True, but int("²") fails
                 raise ResultsFileError(f"{path}: corrupted (methods.{method}.seeds has a non-integer key {seed!r})")
             _check_metric_lists(f"{path}: methods.{method}.seeds.{seed}", metrics)
         # ``final`` is derived data: recomputed from the per-seed series, never trusted from the file

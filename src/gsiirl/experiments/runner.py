@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import platform
 import shutil
 from contextlib import closing
@@ -48,8 +49,23 @@ def load_experiment(name: str):
         raise ValueError(f"experiment: {name!r} is not available ({error})") from None
 
 
+def _reject_non_finite(key: str, parsed, value) -> None:
+    """ValueError naming ``key`` if ``parsed`` holds a NaN or infinity: no option means anything with one, and
+    the results file (JSON without NaN/Infinity) could not store it after the units had run."""
+    if isinstance(parsed, float) and not math.isfinite(parsed):
+        raise ValueError(f"option {key}: expected a finite value, got {value!r}")
+    if isinstance(parsed, (list, tuple)):
+        for item in parsed:
+            _reject_non_finite(key, item, value)
+    if isinstance(parsed, dict):
+        for item in parsed.values():
+            _reject_non_finite(key, item, value)
+
+
 def _coerce(key: str, value, default):
-    """Convert a ``--option`` value (usually a string) to the type of its default."""
+    """Convert a ``--option`` value (usually a string) to the type of its default. ``null`` is accepted only
+    where the default is null; a list default takes a list of the same length (each item coerced to its
+    default's type); NaN and infinities are refused."""
     if isinstance(value, str):
         try:
             parsed = json.loads(value)
@@ -57,8 +73,11 @@ def _coerce(key: str, value, default):
             parsed = value
     else:
         parsed = value
-    if default is None or parsed is None:
+    _reject_non_finite(key, parsed, value)
+    if default is None:
         return parsed
+    if parsed is None:
+        raise ValueError(f"option {key}: expected a value like its default {default!r}, got {value!r}")
     if isinstance(default, bool):
         if isinstance(parsed, bool):
             return parsed
@@ -77,6 +96,12 @@ def _coerce(key: str, value, default):
         raise ValueError(f"option {key}: expected a number, got {value!r}")
     if isinstance(default, str):
         return str(parsed)
+    if isinstance(default, (list, tuple)):
+        if not isinstance(parsed, (list, tuple)) or len(parsed) != len(default):
+            raise ValueError(f"option {key}: expected a list of {len(default)} values like {list(default)!r}, "
+                             f"got {value!r}")
+        return [_coerce(f"{key}[{index}]", item, item_default)
+                for index, (item, item_default) in enumerate(zip(parsed, default))]
     return parsed
 
 

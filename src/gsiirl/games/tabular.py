@@ -84,7 +84,8 @@ def _check_distribution(name: str, probs: np.ndarray, axis: tuple[int, ...]) -> 
     worst = float(np.max(deviation)) if totals.size else 0.0
     if worst > PROBABILITY_TOLERANCE * max(1, probs.shape[-1]) ** 0.5 + PROBABILITY_TOLERANCE:
         index = np.unravel_index(int(np.argmax(deviation)), totals.shape)
-        raise ValueError(f"{name}: rows must sum to 1 (row {tuple(int(i) for i in index)} sums to "
+        where = f"row {tuple(int(i) for i in index)}" if index else "it"  # a 1-D distribution has no rows
+        raise ValueError(f"{name}: {'rows' if index else 'entries'} must sum to 1 ({where} sums to "
                          f"{float(totals[index]):.6g})")
 
 

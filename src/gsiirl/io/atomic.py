@@ -5,6 +5,7 @@ A crash or an exception mid-write leaves the previous file untouched and no temp
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -52,3 +53,44 @@ def atomic_write(path, write: Callable[[BinaryIO], None]) -> Path:
 def atomic_write_bytes(path, payload: bytes) -> Path:
     """Write ``payload`` to ``path`` atomically."""
     return atomic_write(path, lambda stream: stream.write(payload))
+
+
+def pending_path(path) -> Path:
+    """Where :func:`atomic_write_pair` keeps the new data file until its header is in place (``DATA.pending``)."""
+    path = Path(path)
+    return path.with_name(path.name + ".pending")
+
+
+def atomic_write_pair(data_path, payload: bytes, header_path, header: bytes) -> None:
+    """Write a data file and the header that records its SHA-256, so that a crash at any moment leaves a
+    pair that reads back (:func:`read_paired`): the data goes to ``DATA.pending`` first, then the header,
+    then the data is moved into place. Writing the data in place first would leave, after a crash between
+    the two writes, the old header beside the new data: a pair that refers to no save at all."""
+    pending = pending_path(data_path)
+    atomic_write_bytes(pending, payload)
+    atomic_write_bytes(header_path, header)
+    os.replace(pending, data_path)
+
+
+def read_paired(data_path, digest: str | None) -> bytes:
+    """The bytes of ``data_path`` written with a header that records ``digest``: if a save stopped after its
+    header (the data still in ``DATA.pending``), the pending data is moved into place and returned. Otherwise
+    the bytes of ``data_path`` as they are (the caller checks the digest); FileNotFoundError if neither exists."""
+    data_path = Path(data_path)
+    try:
+        payload = data_path.read_bytes()
+    except FileNotFoundError:
+        payload = None
+    if payload is not None and (digest is None or hashlib.sha256(payload).hexdigest() == digest):
+        return payload
+    pending = pending_path(data_path)
+    try:
+        staged = pending.read_bytes()
+    except FileNotFoundError:
+        staged = None
+    if staged is not None and digest is not None and hashlib.sha256(staged).hexdigest() == digest:
+        os.replace(pending, data_path)
+        return staged
+    if payload is None:
+        raise FileNotFoundError(f"{data_path}: no such file")
+    return payload

@@ -54,6 +54,29 @@ def random_in_ball(key: jax.Array, num_params: int, radius: float) -> jax.Array:
     return direction * radius * jax.random.uniform(radius_key, (), minval=0.5, maxval=1.0)
 
 
+def _model_array(name: str, value, layout: str) -> np.ndarray:
+    """``value`` as a finite real array of 4 dimensions, or ValueError naming ``name`` (the model's field):
+    a NaN or inf here would otherwise surface as a NaN ``learner_reward`` / ``expert_reward`` table."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: expected a real-valued numeric array {layout}, got dtype {array.dtype}")
+    if array.ndim != 4:
+        raise ValueError(f"{name}: expected shape {layout}, got {array.shape}")
+    with np.errstate(over="ignore"):  # an overflow to inf is reported below, by name
+        converted = np.asarray(array, dtype=np.dtype(jnp.result_type(float)))
+    if not np.all(np.isfinite(converted)):
+        raise ValueError(f"{name}: contains NaN or infinite values (or values beyond the range of "
+                         f"{converted.dtype.name})")
+    return converted
+
+
+def _check_scale(scale) -> float:
+    if isinstance(scale, (bool, str, bytes)) or np.ndim(scale) != 0 or np.asarray(scale).dtype.kind not in "iuf" \
+            or not np.isfinite(float(scale)):
+        raise ValueError(f"scale: expected a finite number, got {scale!r}")
+    return float(scale)
+
+
 def one_hot_features(joint_shape: tuple[int, int, int]) -> np.ndarray:
     """One-hot features over the table: [S, A_l, A_e, S*A_l*A_e] (the default linear model)."""
     size = int(np.prod(joint_shape))
@@ -72,13 +95,11 @@ class LinearReward(PytreeModel):
     """
 
     def __init__(self, features, scale: float = 1.0) -> None:
-        array = np.asarray(features)
-        if array.ndim != 4:
-            raise ValueError(f"features: expected shape [S, A_l, A_e, d], got {array.shape}")
-        if not np.all(np.isfinite(array)):
-            raise ValueError("features: contains NaN or infinite values")
+        array = _model_array("features", features, "[S, A_l, A_e, d]")
         self.features = jnp.asarray(array, dtype=jnp.result_type(float))
-        self.scale = float(scale)
+        self.scale = _check_scale(scale)
+        if array.shape[-1] < 1:  # no parameter: nothing could be learned
+            raise ValueError(f"features: expected at least one feature (d >= 1), got shape {array.shape}")
         self.num_params = int(array.shape[-1])
         self.joint_shape = tuple(int(n) for n in array.shape[:3])
 
@@ -101,15 +122,13 @@ class MLPReward(PytreeModel):
     """
 
     def __init__(self, inputs, hidden: int = 16, scale: float = 1.0) -> None:
-        array = np.asarray(inputs)
-        if array.ndim != 4:
-            raise ValueError(f"inputs: expected shape [S, A_l, A_e, n_in], got {array.shape}")
-        if hidden < 1:
-            raise ValueError(f"hidden: expected a positive integer, got {hidden}")
+        array = _model_array("inputs", inputs, "[S, A_l, A_e, n_in]")
+        if isinstance(hidden, bool) or not isinstance(hidden, (int, np.integer)) or hidden < 1:
+            raise ValueError(f"hidden: expected a positive integer, got {hidden!r}")
         self.inputs = jnp.asarray(array, dtype=jnp.result_type(float))
         self.hidden = int(hidden)
         self.num_inputs = int(array.shape[-1])
-        self.scale = float(scale)
+        self.scale = _check_scale(scale)
         self.num_params = self.hidden * self.num_inputs + 2 * self.hidden + 1
         self.joint_shape = tuple(int(n) for n in array.shape[:3])
 
