@@ -94,8 +94,11 @@ def test_kill_then_resume_equals_uninterrupted(toy, tmp_path):
     assert sorted(partial["methods"]["ma-irl"]["seeds"]) == ["0"]  # saved after every finished unit
     assert not [p for p in (tmp_path / "part").iterdir() if p.name not in ("results.json", LOCK_FILE)]  # no temp files
     toy()
+    stale = tmp_path / "part" / ".results.json.k1ll3d.tmp"  # what a SIGKILL mid-write would have left
+    stale.write_text('{"half": ')
     ticks = []
     resumed = run_experiment("toy", out_dir=tmp_path / "part", seeds=3, iterations=4, resume=True, progress=ticks.append)
+    assert not stale.exists()  # cleared under the lock, before any unit
     assert sum(ticks) == 3 * 3 * 4
     assert resumed["methods"] == full["methods"]
     on_disk = json.loads((tmp_path / "part" / "results.json").read_text())

@@ -234,6 +234,9 @@ class exclusive_directory:
             self.handle.close()
             raise ValueError(f"out: {self.out_dir} is in use by another gsiirl run (it holds "
                              f"{self.out_dir / LOCK_FILE}); wait for it to finish or choose another --out") from None
+        from gsiirl.io.atomic import remove_stale_temporaries
+
+        remove_stale_temporaries(self.out_dir)  # a killed run's half-written files; no one else writes here now
         return self.out_dir
 
     def __exit__(self, *exc) -> None:

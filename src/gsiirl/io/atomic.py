@@ -1,6 +1,7 @@
 """Atomic file writes: a temp file in the target's folder, fsync, then ``os.replace``.
 
-A crash or an exception mid-write leaves the previous file untouched and no temp file behind.
+A crash or an exception mid-write leaves the previous file untouched and no temp file behind; only a
+killed process (SIGKILL, power loss) can leave a temp file, which :func:`remove_stale_temporaries` clears.
 """
 
 from __future__ import annotations
@@ -48,6 +49,18 @@ def atomic_write(path, write: Callable[[BinaryIO], None]) -> Path:
             os.unlink(temporary)
         raise
     return path
+
+
+def remove_stale_temporaries(directory) -> list[Path]:
+    """Delete the temp files (``.<name>.*.tmp``) that :func:`atomic_write` left in ``directory`` when its
+    process was killed mid-write; call it only while no other writer uses the directory (e.g. under
+    ``gsiirl run``'s lock). Returns the removed paths."""
+    removed = []
+    for path in Path(directory).glob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def atomic_write_bytes(path, payload: bytes) -> Path:
