@@ -114,6 +114,14 @@ class MADDPGState(NamedTuple):
     critic_optimizer: Any
 
 
+def straight_through_gumbel(key: jax.Array, logits: jax.Array, temperature) -> jax.Array:
+    """A straight-through Gumbel-softmax sample [..., A] of ``logits`` [..., A]: its value is the one-hot
+    argmax of logits + Gumbel noise, its gradient that of softmax((logits + noise) / temperature)."""
+    soft = jax.nn.softmax((logits + jax.random.gumbel(key, logits.shape)) / temperature, axis=-1)
+    hard = jax.nn.one_hot(jnp.argmax(soft, axis=-1), logits.shape[-1], dtype=soft.dtype)
+    return hard + soft - jax.lax.stop_gradient(soft)
+
+
 def validate_config(config: MADDPGConfig) -> None:
     """Raise ValueError naming the first bad field of ``config``."""
     if not isinstance(config, MADDPGConfig):
@@ -341,10 +349,7 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
                     return jnp.mean(weight[:, None] * cross_entropy) * n_agents
                 value = jnp.sum(probs * q_table, axis=-1)
             else:
-                g = jax.random.gumbel(gumbel_key, logits.shape)
-                soft = jax.nn.softmax((logits + g) / config.gumbel_temperature, axis=-1)
-                hard = jax.nn.one_hot(jnp.argmax(soft, axis=-1), n_actions)
-                straight = hard + soft - jax.lax.stop_gradient(soft)
+                straight = straight_through_gumbel(gumbel_key, logits, config.gumbel_temperature)
                 if config.critic_input == "others":  # Q_i(s, a_-i) · straight_i: a_i only at the output
                     value = jnp.sum(own_action_table(critic, batch["global"], one_hot) * straight, axis=-1)
                 else:
