@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import numbers
+
+import numpy as np
 
 
 def is_integer(value) -> bool:
@@ -13,6 +16,14 @@ def is_integer(value) -> bool:
 def is_positive_number(value) -> bool:
     """True for a real number > 0 (Python or NumPy; NaN is not), False for bools, strings and everything else."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
+
+
+def is_finite_real_scalar(value) -> bool:
+    """True for a finite real scalar: a Python, NumPy or JAX (0-d) int or float; False for bools, strings,
+    arrays with dimensions, complex numbers, NaN and infinities."""
+    if isinstance(value, (bool, str, bytes)) or np.ndim(value) != 0 or np.asarray(value).dtype.kind not in "iuf":
+        return False
+    return math.isfinite(float(value))
 
 
 def check_count(name: str, value, minimum: int) -> int:

@@ -13,6 +13,7 @@ import numpy as np
 
 from gsiirl.io.atomic import atomic_write_pair, pending_path, read_paired
 from gsiirl.solvers.equilibrium import EQUILIBRIUM_MODELS, JointPolicy
+from gsiirl.validation import is_finite_real_scalar
 
 RESULT_SCHEMA_VERSION = 1
 
@@ -67,8 +68,7 @@ class FitConfig:
                 return
             # finite: an infinite radius, temperature, λ or step makes every reward table NaN, which
             # would surface later as a NaN "learner_reward" instead of naming this option
-            bad = (isinstance(value, bool) or not isinstance(value, (int, float, np.number))
-                   or not np.isfinite(value) or not value > 0)
+            bad = not is_finite_real_scalar(value) or not value > 0
             if integer and not bad:
                 bad = int(value) != value
             if bad:

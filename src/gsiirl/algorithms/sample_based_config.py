@@ -4,7 +4,6 @@ experiments (reward-parameter batches, the θ's recorded in a history)."""
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 
 import jax
@@ -12,7 +11,7 @@ import jax.numpy as jnp
 
 from gsiirl.games.continuous import RewardParams
 from gsiirl.solvers.maddpg import MADDPGConfig, validate_config
-from gsiirl.validation import is_integer, is_positive_number
+from gsiirl.validation import is_finite_real_scalar, is_integer, is_positive_number
 
 CROSS_TERMS = ("fixed_data", "data_dependent")
 # metrics that are finite in any sound run: a NaN / inf in one means the game produced one
@@ -97,7 +96,7 @@ class SampleBasedConfig:
                              f"({self.maddpg.iterations}), got {self.warmup_iterations}")
         for name in ("temperature", "regularization", "radius", "inner_step_size", "lipschitz",
                      "perturbation_scale"):
-            if not is_positive_number(getattr(self, name)) or not math.isfinite(getattr(self, name)):
+            if not (is_finite_real_scalar(getattr(self, name)) and getattr(self, name) > 0):
                 raise ValueError(f"{name}: expected a finite positive number, got {getattr(self, name)!r}")
         if self.initial_radius is not None and not (is_positive_number(self.initial_radius)
                                                     and self.initial_radius <= self.radius):
@@ -116,7 +115,7 @@ class SampleBasedConfig:
         if self.cross_term not in CROSS_TERMS:
             raise ValueError(f"cross_term: expected one of {list(CROSS_TERMS)}, got {self.cross_term!r}")
         floor = self.perturbation_floor
-        if isinstance(floor, bool) or not isinstance(floor, numbers.Real) or not (0 <= floor < math.inf):
+        if not (is_finite_real_scalar(floor) and floor >= 0):
             raise ValueError(f"perturbation_floor: expected a finite number >= 0, got {floor!r}")
 
 

@@ -34,14 +34,12 @@ returns everything the solvers and estimators need (after termination, steps are
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from gsiirl.validation import check_count, is_integer
+from gsiirl.validation import check_count, is_finite_real_scalar, is_integer
 
 State = Any
 RewardFn = Callable[[State, jax.Array, jax.Array, State], jax.Array]
@@ -120,15 +118,13 @@ def _check_constants(game: ContinuousGame) -> None:
     if not is_integer(game.horizon) or game.horizon < 1:
         raise ValueError(f"horizon: expected T >= 1, got {game.horizon!r}")
     # a number, not a string: float("0.9") would pass here and fail later inside γ ** t
-    real = lambda value: (not isinstance(value, (bool, str, bytes)) and np.ndim(value) == 0
-                          and np.asarray(value).dtype.kind in "iuf")
-    if not (real(game.discount) and 0.0 < float(game.discount) <= 1.0):
+    if not (is_finite_real_scalar(game.discount) and 0.0 < float(game.discount) <= 1.0):
         raise ValueError(f"discount: expected 0 < γ <= 1, got {game.discount!r}")
     check_count("learner_feature_size", game.learner_feature_size, 1)
     check_count("expert_feature_size", game.expert_feature_size, 1)
     for name in ("learner_reward_scale", "expert_reward_scale"):
         scale = getattr(game, name)  # r^θ = scale · φ·θ: NaN, inf or 0 would make the model meaningless
-        if not (real(scale) and math.isfinite(float(scale)) and float(scale) != 0):
+        if not (is_finite_real_scalar(scale) and float(scale) != 0):
             raise ValueError(f"{name}: expected a finite nonzero number, got {scale!r}")
 
 

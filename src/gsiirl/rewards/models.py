@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gsiirl.validation import is_finite_real_scalar
+
 
 class PytreeModel:
     """Mixin making a reward model a JAX pytree: ``_array_fields`` are leaves, ``_static_fields``
@@ -71,8 +73,7 @@ def _model_array(name: str, value, layout: str) -> np.ndarray:
 
 
 def _check_scale(scale) -> float:
-    if isinstance(scale, (bool, str, bytes)) or np.ndim(scale) != 0 or np.asarray(scale).dtype.kind not in "iuf" \
-            or not np.isfinite(float(scale)):
+    if not is_finite_real_scalar(scale):
         raise ValueError(f"scale: expected a finite number, got {scale!r}")
     return float(scale)
 
