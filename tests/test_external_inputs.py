@@ -278,3 +278,88 @@ def test_a_run_that_needs_gigabytes_warns_before_allocating():
         warnings.simplefilter("error")
         _warn_if_large(big, (small_model, small_model), "gsiirl", "spsa")
         _warn_if_large(big, (None, None), "marl", "spsa")
+
+
+# -- placeholders of a real study, and reward models a user writes (a docs-only new-user review) -----------
+
+class PlainLinear:
+    """A user's own reward model: a plain Python class (no pytree), as docs/user_guide.md §1 shows."""
+
+    def __init__(self, features, dtype=None):
+        self.features, self.dtype, self.num_params = np.asarray(features), dtype, np.shape(features)[-1]
+
+    def table(self, theta):
+        import jax.numpy as jnp
+        table = jnp.asarray(self.features) @ theta
+        return table if self.dtype is None else table.astype(self.dtype)
+
+    def init(self, key, radius=1.0):
+        from gsiirl.rewards.models import random_in_ball
+        return random_in_ball(key, self.num_params, radius)
+
+
+def _features(game, d=3):
+    return np.random.default_rng(0).normal(size=(*game.joint_shape, d))
+
+
+def test_marl_with_a_real_expert_warns_that_the_expert_is_not_asked(game):
+    with pytest.warns(UserWarning, match="method='marl' .* never asks the expert"):
+        gsiirl.fit(game, method="marl", expert=ScriptedExpert(game, lambda t: t), **FAST)
+
+
+def test_gsiirl_with_a_real_expert_and_a_zero_oracle_table_warns(game):
+    placeholder = game.with_rewards(learner_oracle=np.zeros(game.joint_shape))
+    with pytest.warns(UserWarning, match="no oracle, and game.learner_oracle is all zeros"):
+        gsiirl.fit(placeholder, outer_iters=1, seed=0, expert=ScriptedExpert(game, lambda t: t),
+                   cross_term="fixed_data", **FAST)
+
+
+@pytest.mark.parametrize("case", ["oracle passed", "ma-irl", "simulated expert"])
+def test_no_placeholder_warning_where_the_inputs_are_meaningful(game, case):
+    """An oracle passed, MA-IRL (which does not use r_ld to learn), or the simulated expert: no warning."""
+    import warnings
+    placeholder = game.with_rewards(learner_oracle=np.zeros(game.joint_shape))
+    real = ScriptedExpert(game, lambda t: t)
+    kwargs = {"oracle passed": dict(expert=real, oracle=gsiirl.TableOracle(np.asarray(game.learner_oracle))),
+              "ma-irl": dict(method="ma-irl", expert=real), "simulated expert": {}}[case]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gsiirl.fit(placeholder, outer_iters=1, seed=0, cross_term="fixed_data", **kwargs, **FAST)
+    assert not [w for w in caught if "never asks the expert" in str(w.message) or "all zeros" in str(w.message)]
+
+
+def test_a_reward_model_missing_its_interface_is_named(game):
+    class OnlyTable:
+        def table(self, theta):
+            return theta
+
+    with pytest.raises(TypeError, match="expert_model: a reward model needs .* OnlyTable lacks num_params, init"):
+        gsiirl.fit(game, method="ma-irl", outer_iters=1, expert_model=OnlyTable(), **FAST)
+
+
+def test_an_integer_reward_table_is_refused_before_jax_sees_it(game):
+    model = PlainLinear(np.ones((*game.joint_shape, 2), dtype=np.int32), dtype=np.int32)
+    with pytest.raises(ValueError, match="learner_model: table\\(theta\\) returned dtype int32, expected a floating"):
+        gsiirl.fit(game, method="ma-irl", outer_iters=1, learner_model=model, **FAST)
+
+
+def test_a_reward_table_of_another_float_dtype_is_refused(game):
+    other = np.float32 if np.asarray(game.expert_reward).dtype == np.float64 else np.float16
+    model = PlainLinear(_features(game), dtype=other)
+    with pytest.raises(ValueError, match=f"expert_model: table\\(theta\\) returned dtype {np.dtype(other)}, but the "
+                                         "game's arrays are"):
+        gsiirl.fit(game, method="ma-irl", outer_iters=1, expert_model=model, **FAST)
+
+
+def test_a_plain_python_reward_model_runs_without_jax_deprecations(game):
+    """The size check used jnp.shape on the opaque model object (a DeprecationWarning now, an error in a
+    future JAX); the model itself learns as the linear model with the same features does."""
+    import warnings
+    features = _features(game)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        plain = gsiirl.fit(game, method="ma-irl", outer_iters=2, seed=0, radius=2.0,
+                           learner_model=PlainLinear(features), expert_model=PlainLinear(features), **FAST)
+    linear = gsiirl.fit(game, method="ma-irl", outer_iters=2, seed=0, radius=2.0,
+                        learner_model=gsiirl.LinearReward(features), expert_model=gsiirl.LinearReward(features), **FAST)
+    np.testing.assert_allclose(plain.theta_e, linear.theta_e, rtol=1e-4, atol=1e-5)

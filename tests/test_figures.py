@@ -184,3 +184,29 @@ def test_attack_graph_edge_labels_cover_no_other_label_nor_node(monkeypatch, tmp
     nodes = np.concatenate([c.get_offset_transform().transform(c.get_offsets()) for c in graph_ax.collections])
     for box, (x, y) in itertools.product(labels, nodes):
         assert not box.contains(x, y)
+
+
+def test_plot_histories_draws_mean_and_std_of_the_seeds_and_names_bad_input(tmp_path):
+    """Ground truth: the plotted line is the seeds' mean and the band's edges mean ± std (ddof 0), computed
+    here by hand; FitResults and history dicts are both accepted; mistakes are named."""
+    import gsiirl
+    from gsiirl.algorithms.config import FitResult
+
+    seeds = [{"learner_return": [1.0, 2.0, 4.0]}, {"learner_return": [3.0, 2.0, 0.0]}]
+    as_result = FitResult(None, None, None, seeds[1], {})
+    figure = gsiirl.plot_histories({"mine": [seeds[0], as_result]}, ["learner_return"],
+                                   references={"learner_return": 5.0}, path=tmp_path / "runs.png")
+    assert (tmp_path / "runs.png").stat().st_size > 0
+    ax = figure.axes[0]
+    line = next(line for line in ax.get_lines() if line.get_label() == "mine (n=2)")
+    np.testing.assert_allclose(line.get_ydata(), [2.0, 2.0, 2.0])
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    np.testing.assert_allclose(sorted(set(np.round(band, 6))), [0.0, 1.0, 2.0, 3.0, 4.0])  # 2 ± (1, 0, 2)
+    assert any(line.get_linestyle() == "--" and line.get_ydata()[0] == 5.0 for line in ax.get_lines())
+    with pytest.raises(ValueError, match=r"histories\['mine'\]\[1\]: no metric 'expert_return'"):
+        gsiirl.plot_histories({"mine": [{"expert_return": [1.0]}, seeds[0]]}, ["expert_return"])
+    with pytest.raises(ValueError, match=r"histories\['mine'\]: 'learner_return' has different lengths .*\[2, 3\]"):
+        gsiirl.plot_histories({"mine": [seeds[0], {"learner_return": [1.0, 2.0]}]}, ["learner_return"])
+    with pytest.raises(ValueError, match="metrics: expected a non-empty list"):
+        gsiirl.plot_histories({"mine": seeds}, "learner_return")
+    plt.close("all")

@@ -307,3 +307,20 @@ def test_hessian_regularization_damps_only_the_implicit_terms_hessian(tiny):
     for bad in (0.0, -1.0, "abc", True):
         with pytest.raises(ValueError, match="hessian_regularization: expected a positive number or None"):
             replace(tiny.config, hessian_regularization=bad)
+
+
+def test_a_typed_key_gives_the_raw_keys_numbers_and_a_bad_key_is_named(tiny):
+    from gsiirl.algorithms.seed_batch import check_keys
+
+    def strip(history):
+        return [{k: v for k, v in m.items() if k != "wall_time"} for m in history]
+
+    raw, _ = tiny.run("marl", jax.random.PRNGKey(4), 1)
+    typed, _ = tiny.run("marl", jax.random.key(4), 1)
+    assert strip(typed) == strip(raw)
+    np.testing.assert_array_equal(check_keys(jax.random.split(jax.random.key(7), 3)),
+                                  jax.random.split(jax.random.PRNGKey(7), 3))
+    with pytest.raises(ValueError, match=r"key: expected one PRNG key, .* got int\d+\[\]"):
+        tiny.run("marl", 4, 1)  # a seed, not a key
+    with pytest.raises(ValueError, match="key: expected threefry2x32 keys"):
+        tiny.run("marl", jax.random.key(4, impl="rbg"), 1)

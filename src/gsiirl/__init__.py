@@ -21,4 +21,14 @@ __version__ = "0.2.0"
 
 __all__ = ["Expert", "FitConfig", "FitResult", "JointPolicy", "LinearReward", "LowerLevelProblem", "MLPReward",
            "Oracle", "RecordedDemonstrations", "SimulatedExpert", "TableOracle", "TabularGame", "fit", "marl",
-           "one_hot_features", "project_to_ball", "random_tabular_game", "solve_equilibrium", "__version__"]
+           "one_hot_features", "plot_histories", "project_to_ball", "random_tabular_game", "solve_equilibrium",
+           "__version__"]
+
+
+def __getattr__(name: str):
+    """``gsiirl.plot_histories`` is imported on first use, so ``import gsiirl`` does not load matplotlib."""
+    if name == "plot_histories":
+        from gsiirl.experiments.history_plots import plot_histories
+
+        return plot_histories
+    raise AttributeError(f"module 'gsiirl' has no attribute {name!r}")

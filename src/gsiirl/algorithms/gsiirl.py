@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from functools import partial
 from typing import Callable
 
@@ -125,6 +126,20 @@ def _check_inputs(game, seed, expert, oracle) -> None:
                         f"(gsiirl.Oracle), got {type(oracle).__name__}")
 
 
+def _warn_about_placeholders(game: TabularGame, method: str, expert, oracle) -> None:
+    """Warn where a real study's placeholder tables (user guide §2) would silently become the answer."""
+    if expert is None or isinstance(expert, SimulatedExpert):
+        return
+    if method == "marl":
+        warnings.warn("fit: method='marl' computes both policies from the game's own expert_reward and "
+                      "learner_oracle tables and never asks the expert you passed; with placeholder tables its "
+                      "numbers mean nothing", stacklevel=3)
+    elif method == "gsiirl" and oracle is None and not np.any(np.asarray(game.learner_oracle)):
+        warnings.warn("fit: an expert was passed but no oracle, and game.learner_oracle is all zeros, so the "
+                      "learner's r_ld is 0 everywhere; pass oracle=... (docs/user_guide.md, section 2)",
+                      stacklevel=3)
+
+
 def _check_options(method: str, hypergradient: str, outer_iters: int, expert, config: FitConfig) -> None:
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
@@ -187,6 +202,7 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
         FitResult with theta_l, theta_e, the final policy and a per-iteration ``history``.
     """
     _check_inputs(game, seed, expert, oracle)
+    _warn_about_placeholders(game, method, expert, oracle)
     config = FitConfig.from_options(**options)
     expert = expert if expert is not None else SimulatedExpert(
         game, equilibrium=config.equilibrium, temperature=config.temperature, iterations=config.iterations)
@@ -305,8 +321,6 @@ def _warn_if_not_converged(record: dict, iteration: int, config: FitConfig) -> N
                        ("expert_equilibrium_residual", "the simulated expert's equilibrium (the data)")):
         residual = record.get(name, 0.0)
         if residual > UNCONVERGED_RESIDUAL:
-            import warnings
-
             warnings.warn(f"fit: iteration {iteration}: {what} did not converge (fixed-point residual "
                           f"{residual:.2g} > {UNCONVERGED_RESIDUAL:g}); the policies and metrics built on it are "
                           f"unreliable. Raise `iterations` (now {config.iterations}) or `temperature` (now "
@@ -317,8 +331,6 @@ def _warn_if_large(game: TabularGame, models: tuple, method: str, hypergradient:
     """Warn, before anything is allocated, when the run's dense arrays pass 1 GiB: the reward models'
     arrays (the default one-hot features are [S, A_l, A_e, S·A_l·A_e], shared by both players) and
     SPSA's d_e×d_e Hessian and d_l×d_e cross-term."""
-    import warnings
-
     if method == "marl":
         return
     itemsize = jnp.dtype(jnp.result_type(float)).itemsize
@@ -329,7 +341,8 @@ def _warn_if_large(game: TabularGame, models: tuple, method: str, hypergradient:
             sizes.append(table_size)
             continue
         sizes.append(int(getattr(model, "num_params", 0)))
-        model_bytes += sum(int(np.prod(jnp.shape(leaf))) * itemsize for leaf in jax.tree_util.tree_leaves(model))
+        model_bytes += sum(int(np.prod(np.shape(leaf))) * itemsize for leaf in jax.tree_util.tree_leaves(model)
+                           if hasattr(leaf, "shape"))  # a plain Python object is one opaque leaf
     d_l, d_e = sizes
     matrix_bytes = (d_e * d_e + d_l * d_e) * itemsize if hypergradient == "spsa" and method == "gsiirl" else 0
     total = model_bytes + matrix_bytes

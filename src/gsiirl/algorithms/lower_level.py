@@ -77,9 +77,22 @@ class LowerLevelProblem:
         if not self.regularization >= 0:
             raise ValueError(f"regularization: expected a number >= 0, got {self.regularization!r}")
         for name, model in (("learner_model", self.learner_model), ("expert_model", self.expert_model)):
-            shape = tuple(jnp.shape(model.table(jnp.zeros(model.num_params))))
+            missing = [attribute for attribute in ("num_params", "table", "init") if not hasattr(model, attribute)]
+            if missing:
+                raise TypeError(f"{name}: a reward model needs num_params, table(theta) -> [S, A_l, A_e] and "
+                                f"init(key, radius) -> [num_params] (gsiirl.rewards.models.RewardModel); "
+                                f"{type(model).__name__} lacks {', '.join(missing)}")
+            table = model.table(jnp.zeros(model.num_params))
+            shape = tuple(jnp.shape(table))
             if shape != self.game.joint_shape:
                 raise ValueError(f"{name}: table has shape {shape}, the game needs {self.game.joint_shape}")
+            dtype, game_dtype = jnp.result_type(table), jnp.result_type(self.game.expert_reward)
+            if not jnp.issubdtype(dtype, jnp.floating):
+                raise ValueError(f"{name}: table(theta) returned dtype {dtype}, expected a floating-point table "
+                                 f"(it is differentiated)")
+            if dtype != game_dtype:  # the solver's loops carry the game's dtype; a mix fails deep inside lax.scan
+                raise ValueError(f"{name}: table(theta) returned dtype {dtype}, but the game's arrays are "
+                                 f"{game_dtype} (jax_enable_x64 decides); return tables of the game's dtype")
 
     # -- pytree: the game's and the models' arrays are leaves (one compilation serves many games) -------
     def tree_flatten(self):

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from gsiirl.algorithms.sample_based_config import _params
-from gsiirl.algorithms.seed_batch import check_keys, split_each, tree_index
+from gsiirl.algorithms.seed_batch import check_key, check_keys, split_each, tree_index
 
 
 class RewardTransfer:
@@ -33,7 +33,7 @@ class RewardTransfer:
         if theta_l.shape != (self.game.learner_feature_size,) or theta_e.shape != (self.game.expert_feature_size,):
             raise ValueError(f"theta_l, theta_e: expected shapes ({self.game.learner_feature_size},) and "
                              f"({self.game.expert_feature_size},), got {theta_l.shape} and {theta_e.shape}")
-        return self.retrained_evaluations(jnp.asarray(key)[None], theta_l[None], theta_e[None], iterations,
+        return self.retrained_evaluations(check_key(key)[None], theta_l[None], theta_e[None], iterations,
                                           true_learner_reward=true_learner_reward,
                                           true_expert_reward=true_expert_reward, checkpoint=checkpoint)[0]
 

@@ -33,7 +33,7 @@ from gsiirl.algorithms.sample_based_config import (  # noqa: F401  (re-exported:
     CROSS_TERMS, SampleBasedConfig, _params, final_thetas, require_finite,
 )
 from gsiirl.algorithms.seed_batch import (
-    check_keys, fold_in_each, per_seed_floats, seedwise, split_each, tree_expand, tree_index,
+    check_key, check_keys, fold_in_each, per_seed_floats, seedwise, split_each, tree_expand, tree_index,
 )
 from gsiirl.games.continuous import (
     ContinuousGame, RewardParams, Rollout, discounted_sum, feature_expectations, rollout, validate_game,
@@ -244,7 +244,7 @@ class SampleBasedGSIIRL(OuterLoop, RewardTransfer, PassiveMethods, CheckpointedR
         as :meth:`run_seeds` with a group of one (``final_pair`` and ``checkpoint`` as there).
         """
         on_group = None if callback is None else (lambda k, metrics: callback(k, metrics[0]))
-        histories, states = self.run_seeds(method, jnp.asarray(key)[None], iterations, on_group,
+        histories, states = self.run_seeds(method, check_key(key)[None], iterations, on_group,
                                            final_pair=final_pair, checkpoint=checkpoint)
         return histories[0], (tree_index(states, 0) if final_pair != "both"
                               else {name: tree_index(s, 0) for name, s in states.items()})

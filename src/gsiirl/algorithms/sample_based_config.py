@@ -93,7 +93,9 @@ class SampleBasedConfig:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)!r}")
         if self.warmup_iterations % self.maddpg.iterations:
             raise ValueError(f"warmup_iterations: expected a multiple of maddpg.iterations "
-                             f"({self.maddpg.iterations}), got {self.warmup_iterations}")
+                             f"({self.maddpg.iterations}), got {self.warmup_iterations}; note that "
+                             f"MADDPGConfig() defaults to iterations=8 while this config's default maddpg is "
+                             f"MADDPGConfig(iterations=2): set maddpg's iterations or warmup_iterations")
         for name in ("temperature", "regularization", "radius", "inner_step_size", "lipschitz",
                      "perturbation_scale"):
             if not (is_finite_real_scalar(getattr(self, name)) and getattr(self, name) > 0):

@@ -46,12 +46,44 @@ def fold_in_each(keys: jax.Array, data: int) -> jax.Array:
 
 
 def check_keys(keys) -> jax.Array:
-    """A group of raw PRNG keys as a [S, 2] uint32 array (ValueError naming ``keys`` otherwise)."""
-    keys = jnp.asarray(keys)
+    """A group of PRNG keys as a [S, 2] uint32 array (ValueError naming ``keys`` otherwise).
+
+    Raw keys (``jax.random.PRNGKey``) pass through; typed threefry keys (``jax.random.key``) are turned
+    into their raw words, which give the same random numbers.
+    """
+    keys = _raw_key_data(keys)
     if keys.ndim != 2 or keys.shape[0] < 1 or keys.shape[1] != 2 or keys.dtype != jnp.uint32:
         raise ValueError(f"keys: expected a [S, 2] uint32 array of PRNG keys (S >= 1), e.g. "
                          f"jnp.stack([jax.random.PRNGKey(s) for s in seeds]); got {keys.dtype}{list(keys.shape)}")
     return keys
+
+
+def check_key(key) -> jax.Array:
+    """One PRNG key as a [2] uint32 array (ValueError naming ``key`` otherwise); typed keys as in check_keys."""
+    raw = _raw_key_data(key, "key")
+    if raw.shape != (2,) or raw.dtype != jnp.uint32:
+        raise ValueError(f"key: expected one PRNG key, e.g. jax.random.PRNGKey(seed) or jax.random.key(seed); "
+                         f"got {_describe(key)}")
+    return raw
+
+
+def _raw_key_data(keys, name: str = "keys") -> jax.Array:
+    """Typed threefry keys -> their raw uint32 words; anything else as an array, unchanged."""
+    keys = jnp.asarray(keys)
+    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        implementation = str(jax.random.key_impl(keys))
+        if implementation != "threefry2x32":
+            raise ValueError(f"{name}: expected threefry2x32 keys (jax.random.key(seed)), got {implementation} keys")
+        keys = jax.random.key_data(keys)
+    return keys
+
+
+def _describe(value) -> str:
+    try:
+        array = jnp.asarray(value)
+        return f"{array.dtype}{list(array.shape)}"
+    except TypeError:
+        return type(value).__name__
 
 
 def per_seed_floats(metrics: dict, size: int) -> list[dict[str, float]]:

@@ -20,11 +20,11 @@ def run_demo(out_dir: Path, *, seeds: int = 3, iterations: int = 30, show_progre
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
     from tqdm import tqdm
 
     import gsiirl
     from gsiirl.experiments.figures import save_figure
+    from gsiirl.experiments.history_plots import plot_history_panel
     from gsiirl.experiments.results_file import mean_std_text
     from gsiirl.io.atomic import atomic_write_bytes, check_output_directory
     from gsiirl.validation import check_count
@@ -46,20 +46,11 @@ def run_demo(out_dir: Path, *, seeds: int = 3, iterations: int = 30, show_progre
     panels = [("learner_return", "learner's true return"), ("expert_return", "expert's true return"),
               ("expert_policy_kl", "KL(true expert ‖ learned expert)"),
               ("hypergradient_norm", "GSIIRL hypergradient norm (SPSA)")]
+    labelled = {method.upper(): runs for method, runs in histories.items()}
     for axis, (metric, title) in zip(axes, panels):
-        methods = (("gsiirl", "tab:blue"),) if metric == "hypergradient_norm" else (
-            ("gsiirl", "tab:blue"), ("ma-irl", "tab:orange"))
-        for method, color in methods:
-            values = np.array([h[metric] for h in histories[method]])
-            mean, std = values.mean(0), values.std(0)
-            steps = np.arange(1, values.shape[1] + 1)
-            axis.plot(steps, mean, color=color, label=f"{method.upper()} (n={values.shape[0]})")
-            axis.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2)
-        if metric in ("learner_return", "expert_return"):
-            axis.axhline(marl[metric], color="black", linestyle="--", label="MARL (true rewards)")
+        shown = {"GSIIRL": labelled["GSIIRL"]} if metric == "hypergradient_norm" else labelled
+        plot_history_panel(axis, shown, metric, reference=marl.get(metric) if metric.endswith("_return") else None)
         axis.set_title(title)
-        axis.set_xlabel("outer iteration")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].legend()
     figure.tight_layout()
     figure.text(0.5, 0.0, "line: mean over seeds; band: ± 1 std (ddof 0); n: seeds; dashed: MARL with the true "

@@ -1,0 +1,87 @@
+"""Plots of your own runs: per-iteration metrics of ``fit`` results, mean ± std over seeds.
+
+``gsiirl.fit`` draws nothing; its ``FitResult.history`` is {metric: [K] values}. :func:`plot_histories`
+turns several seeds of several methods into the figure the experiments draw: one panel per metric, a
+line for the mean over seeds and a band of ± one population standard deviation (ddof 0), reference
+values (e.g. MARL with the true rewards) as dashed horizontal lines. ``gsiirl demo`` uses it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from gsiirl.experiments.figures import plot_band, save_figure
+
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+NOTE = "line: mean over seeds; band: ± 1 std (ddof 0); n: seeds; dashed: reference value"
+
+
+def history_curves(runs: Sequence, metric: str, label: str = "runs") -> np.ndarray:
+    """[seeds, K] float array of ``metric`` from a sequence of FitResults or history dicts (one per seed).
+
+    Raises ValueError naming the label and the metric when a run lacks it or the runs' lengths differ.
+    """
+    histories = [getattr(run, "history", run) for run in runs]
+    if not histories:
+        raise ValueError(f"histories[{label!r}]: expected at least one run (a FitResult or its history)")
+    for index, history in enumerate(histories):
+        if not isinstance(history, Mapping):
+            raise TypeError(f"histories[{label!r}][{index}]: expected a FitResult or a history dict, "
+                            f"got {type(history).__name__}")
+        if metric not in history:
+            raise ValueError(f"histories[{label!r}][{index}]: no metric {metric!r} (it has {sorted(history)})")
+    lengths = sorted({len(history[metric]) for history in histories})
+    if len(lengths) != 1:
+        raise ValueError(f"histories[{label!r}]: {metric!r} has different lengths across seeds ({lengths}); "
+                         "plot runs of the same number of outer iterations")
+    return np.array([[np.nan if v is None else float(v) for v in history[metric]] for history in histories])
+
+
+def plot_history_panel(ax, histories: Mapping[str, Sequence], metric: str, *,
+                       reference: float | None = None, reference_label: str = "MARL (true rewards)") -> None:
+    """One panel: each label's seeds as a mean ± std band over outer iterations 1..K (legend: label and
+    number of seeds), ``reference`` as a dashed horizontal line."""
+    from matplotlib.ticker import MaxNLocator
+
+    for index, (label, runs) in enumerate(histories.items()):
+        curves = history_curves(runs, metric, label)
+        plot_band(ax, curves, label=f"{label} (n={curves.shape[0]})", color=COLORS[index % len(COLORS)])
+    if reference is not None:
+        ax.axhline(float(reference), color="black", linestyle="--", label=reference_label)
+    ax.set_xlabel("outer iteration")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_histories(histories: Mapping[str, Sequence], metrics: Sequence[str], *,
+                   references: Mapping[str, float] | None = None, titles: Mapping[str, str] | None = None,
+                   path: str | Path | None = None):
+    """One panel per metric of several methods' runs; returns the matplotlib Figure.
+
+    Args:
+        histories: {label: runs}, runs a sequence (one per seed) of FitResults or their ``history`` dicts;
+            all runs of a label must have the same number of outer iterations.
+        metrics: history keys to plot, one panel each (e.g. "learner_return", "expert_policy_kl").
+        references: {metric: value} drawn as a dashed line, e.g. ``gsiirl.marl(game)``'s returns.
+        titles: {metric: panel title} (default: the metric's name).
+        path: if given, the figure is written there as PNG (atomically) and closed.
+    """
+    import matplotlib.pyplot as plt
+
+    if isinstance(metrics, str) or not metrics:
+        raise ValueError(f"metrics: expected a non-empty list of metric names, got {metrics!r}")
+    if not isinstance(histories, Mapping) or not histories:
+        raise ValueError("histories: expected a non-empty dict {label: [FitResult or history per seed]}")
+    references, titles = dict(references or {}), dict(titles or {})
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        plot_history_panel(ax, histories, metric, reference=references.get(metric))
+        ax.set_title(titles.get(metric, metric))
+    axes[0][0].legend()
+    figure.tight_layout()
+    figure.text(0.5, 0.0, NOTE, ha="center", va="top", fontsize=8, color="dimgray")
+    if path is not None:
+        save_figure(figure, Path(path))
+    return figure
