@@ -1,5 +1,6 @@
 """Test configuration: double precision so that analytic-vs-autodiff-vs-finite-difference checks are tight."""
 
+import contextlib
 import gc
 import os
 
@@ -76,3 +77,21 @@ def tiny_hri_backend():
         return SampleBasedGSIIRL(make_hri_game({"horizon": 5}), config)
 
     return build
+
+
+@contextlib.contextmanager
+def _float32_mode():
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture(scope="session")
+def float32_mode():
+    """``with float32_mode():`` runs its body in JAX's default float32 mode (users' and the CLI's) and
+    restores the suite's x64 after. Through ``jax.config`` rather than ``jax.enable_x64``, which only
+    jax >= 0.8 has (pyproject allows older jax)."""
+    return _float32_mode

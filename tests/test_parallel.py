@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 
-import jax
 import pytest
 
 from gsiirl.cli.reproduce import PAPER_TABLE1, build_table, reproduce
@@ -24,8 +23,8 @@ def _without_wall_time(tree):
 
 
 @pytest.fixture(scope="module")
-def serial(tmp_path_factory):
-    with jax.enable_x64(False):  # worker processes run in the library's default float32
+def serial(tmp_path_factory, float32_mode):
+    with float32_mode():  # worker processes run in the library's default float32
         return run_experiment("security", out_dir=tmp_path_factory.mktemp("serial"), methods=["gsiirl", "marl"],
                               seeds=2, iterations=2, options=OPTIONS)
 

@@ -4,7 +4,6 @@ import json
 import sys
 import types
 
-import jax
 import numpy as np
 import pytest
 
@@ -282,13 +281,13 @@ def test_mean_std_text_one_seed_shows_the_mean_alone():
     assert results_file.mean_std_text(None, None, 0) == "n/a"
 
 
-def test_security_marl_and_adversarial_resume(tmp_path):
+def test_security_marl_and_adversarial_resume(tmp_path, float32_mode):
     """The real security experiment (cheap methods, tiny graph): kill after one unit, resume, compare.
 
     Runs in float32 mode as the CLI does (conftest enables x64, under which the library's trajectory
     sampler currently mixes int64/int32 state indices for sparse games).
     """
-    with jax.enable_x64(False):
+    with float32_mode():
         _security_resume(tmp_path)
 
 

@@ -53,10 +53,8 @@ def test_a_discount_given_as_text_is_refused():
         TabularGame(**(_arrays() | {"discount": "0.9"}))
 
 
-def test_rewards_beyond_float32_are_named_instead_of_becoming_inf():
-    import jax
-
-    with jax.enable_x64(False):
+def test_rewards_beyond_float32_are_named_instead_of_becoming_inf(float32_mode):
+    with float32_mode():
         with pytest.raises(ValueError, match=r"expert_reward: values beyond the range of float32 .*1e\+39"):
             TabularGame(**(_arrays() | {"expert_reward": np.full((3, 2, 2), 1e39)}))
     assert TabularGame(**(_arrays() | {"expert_reward": np.full((3, 2, 2), 1e39)})).expert_reward.dtype == np.float64
