@@ -324,3 +324,19 @@ def test_a_typed_key_gives_the_raw_keys_numbers_and_a_bad_key_is_named(tiny):
         tiny.run("marl", 4, 1)  # a seed, not a key
     with pytest.raises(ValueError, match="key: expected threefry2x32 keys"):
         tiny.run("marl", jax.random.key(4, impl="rbg"), 1)
+
+
+def test_a_non_finite_game_function_is_named_by_a_random_play_probe(tiny):
+    """The NaN message names the function that returned it (found by uniformly random play), not a list of
+    every function that could have; a sound game has no culprit."""
+    from gsiirl.games.continuous import non_finite_outputs
+
+    assert non_finite_outputs(jax.random.PRNGKey(0), tiny.game) == []
+    broken = tiny.game._replace(expert_reward=lambda state, la, ea, next_state: jnp.log(-1.0 - jnp.sum(ea ** 2)))
+    assert non_finite_outputs(jax.random.PRNGKey(0), broken) == ["r_e (first at episode 0, step 0)"]
+    with pytest.raises(ValueError, match=r"expert_return is nan\. Uniformly random play .* from: r_e \(first at "
+                                         r"episode 0, step 0\)\.$"):
+        SampleBasedGSIIRL(broken, tiny.config).run("marl", jax.random.PRNGKey(0), 1)
+    from gsiirl.algorithms.sample_based_config import require_finite
+    with pytest.raises(ValueError, match="learner_return is nan. Uniformly random play gives finite values from every"):
+        require_finite("marl", 0, 0, {"learner_return": float("nan")}, tiny.game)  # the game is sound

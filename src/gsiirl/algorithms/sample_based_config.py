@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 
-from gsiirl.games.continuous import RewardParams
+from gsiirl.games.continuous import RewardParams, non_finite_outputs
 from gsiirl.solvers.maddpg import MADDPGConfig, validate_config
 from gsiirl.validation import is_finite_real_scalar, is_integer, is_positive_number
 
@@ -139,13 +139,26 @@ def final_thetas(history: list[dict]) -> tuple[jax.Array, jax.Array]:
     return jnp.asarray(theta_l, jnp.float32), jnp.asarray(theta_e, jnp.float32)
 
 
-def require_finite(method: str, iteration: int, seed: int, row: dict) -> None:
+def require_finite(method: str, iteration: int, seed: int, row: dict, game=None) -> None:
     """Raise ValueError if a metric of ``row`` that is finite in any sound run (the returns, f, ‖∇F‖,
-    the expert's loss, the θ's) is NaN or infinite — instead of a run that silently carries NaN θ's."""
+    the expert's loss, the θ's) is NaN or infinite — instead of a run that silently carries NaN θ's.
+    With ``game``, the message names the game functions that return NaN/inf under random play."""
     for name, value in row.items():
         if (name in _MUST_BE_FINITE or name.startswith(("theta_l_", "theta_e_"))) and not math.isfinite(value):
-            raise ValueError(
-                f"{method}: outer iteration {iteration}, seed {seed} (0-based in its group): {name} is {value}. "
-                "A NaN or inf came from the game: check that the observations, r_li, the queried r_ld, r_e "
-                "and both feature functions return finite numbers (jax.config.update('jax_debug_nans', True) "
-                "stops at the operation that makes the first NaN)")
+            raise ValueError(f"{method}: outer iteration {iteration}, seed {seed} (0-based in its group): {name} is "
+                             f"{value}. {_non_finite_source(game)}")
+
+
+def _non_finite_source(game) -> str:
+    generic = ("check that the observations, r_li, the queried r_ld, r_e and both feature functions return finite "
+               "numbers (jax.config.update('jax_debug_nans', True) stops at the operation that makes the first NaN)")
+    if game is None:
+        return "A NaN or inf came from the game: " + generic
+    try:
+        culprits = non_finite_outputs(jax.random.PRNGKey(0), game)
+    except Exception:  # noqa: BLE001 - a diagnosis must not hide the error it explains
+        return "A NaN or inf came from the game: " + generic
+    if culprits:
+        return "Uniformly random play in the game already gives NaN or inf from: " + "; ".join(culprits) + "."
+    return ("Uniformly random play gives finite values from every game function, so the NaN or inf comes from "
+            "states only the learned policies reach, or from the learning itself (step sizes): " + generic)

@@ -82,7 +82,7 @@ class OuterLoop:
                     **self._reset_metrics(resets, s, member=0, prefix=INTERACTION_PREFIX),
                     **self._theta_metrics(theta_l[s], theta_e_used[s]),
                     **{INTERACTION_PREFIX + name: value for name, value in interaction[s].items()})
-                require_finite("gsiirl", k, s, row)
+                require_finite("gsiirl", k, s, row, self.game)
                 histories[s].append(row)
             if not warned_zero and any(row["hypergradient_norm"] == 0.0 for row in metrics):
                 warned_zero = True

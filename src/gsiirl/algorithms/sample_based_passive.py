@@ -31,7 +31,7 @@ class PassiveMethods:
         metrics = self._group_evaluation(ops, split[:, 1], states)
         for s, m in enumerate(metrics):
             m.update(wall_time=resume.elapsed(), **self._reset_metrics(resets, s))
-            require_finite("marl", iterations - 1, s, m)
+            require_finite("marl", iterations - 1, s, m, self.game)
         callback(iterations - 1, metrics)
         return [[m] for m in metrics], states
 
@@ -66,7 +66,7 @@ class PassiveMethods:
             for s, row in enumerate(metrics):
                 row.update(wall_time=wall, expert_loss=float(losses[s]), **self._reset_metrics(resets, s),
                            **self._theta_metrics(theta_l[s], theta_e[s]))
-                require_finite("ma-irl", k, s, row)
+                require_finite("ma-irl", k, s, row, self.game)
                 histories[s].append(row)
             theta_l, theta_e = descend(theta_l, theta_e, m["mu_l"], m["mu_e"], demos["mu_l"], demos["mu_e"])
             save(k + 1)

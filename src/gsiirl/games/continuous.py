@@ -38,6 +38,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gsiirl.validation import check_count, is_finite_real_scalar, is_integer
 
@@ -247,6 +248,35 @@ class Rollout(NamedTuple):
     learner_features: jax.Array  # [N, T, d_l]
     expert_features: jax.Array  # [N, T, d_e]
     global_trajectory: jax.Array  # [N, T+1, state_size] global observations incl. the final state
+
+
+# Rollout fields that come straight from the game's functions, and what the user calls them.
+GAME_OUTPUTS = {"observations": "observations (observe)", "global_observations": "global_observation",
+                "learner_independent_reward": "r_li", "learner_dependent_reward": "the queried r_ld",
+                "expert_reward": "r_e", "learner_features": "learner_features", "expert_features": "expert_features"}
+
+
+def non_finite_outputs(key: jax.Array, game: ContinuousGame, num_episodes: int = 16) -> list[str]:
+    """Which of the game's functions return NaN or inf in ``num_episodes`` episodes of uniformly random
+    play, e.g. ``["the queried r_ld (first at episode 0, step 3)"]``; [] when all are finite there.
+
+    A diagnosis for a run that produced a NaN (it compiles one rollout): it names the function that made
+    it when random play reaches the bad states, and says nothing when only a learned policy does.
+    """
+    limits = jnp.asarray(game.num_actions)
+
+    def uniform(step_key, observations):
+        return jax.random.randint(step_key, (observations.shape[0],), 0, limits).astype(jnp.int32)
+
+    data = jax.device_get(jax.jit(lambda k: rollout(k, game, uniform, num_episodes))(key))
+    found = []
+    for field, name in GAME_OUTPUTS.items():
+        values = np.asarray(getattr(data, field))
+        bad = ~np.isfinite(values.reshape(values.shape[0], values.shape[1], -1)).all(axis=-1)  # [N, T]
+        if bad.any():
+            episode, step = (int(i) for i in np.argwhere(bad)[0])
+            found.append(f"{name} (first at episode {episode}, step {step})")
+    return found
 
 
 def team_rewards(game: ContinuousGame, rollout: Rollout, params: RewardParams) -> jax.Array:
