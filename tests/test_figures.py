@@ -203,6 +203,8 @@ def test_plot_histories_draws_mean_and_std_of_the_seeds_and_names_bad_input(tmp_
     band = ax.collections[0].get_paths()[0].vertices[:, 1]
     np.testing.assert_allclose(sorted(set(np.round(band, 6))), [0.0, 1.0, 2.0, 3.0, 4.0])  # 2 ± (1, 0, 2)
     assert any(line.get_linestyle() == "--" and line.get_ydata()[0] == 5.0 for line in ax.get_lines())
+    single = gsiirl.plot_histories({"one": as_result}, ["learner_return"])  # one run, not in a list
+    np.testing.assert_allclose(single.axes[0].get_lines()[0].get_ydata(), [3.0, 2.0, 0.0])
     with pytest.raises(ValueError, match=r"histories\['mine'\]\[1\]: no metric 'expert_return'"):
         gsiirl.plot_histories({"mine": [{"expert_return": [1.0]}, seeds[0]]}, ["expert_return"])
     with pytest.raises(ValueError, match=r"histories\['mine'\]: 'learner_return' has different lengths .*\[2, 3\]"):

@@ -24,6 +24,8 @@ def history_curves(runs: Sequence, metric: str, label: str = "runs") -> np.ndarr
 
     Raises ValueError naming the label and the metric when a run lacks it or the runs' lengths differ.
     """
+    if hasattr(runs, "history") or isinstance(runs, Mapping):  # one run given without a list
+        runs = [runs]
     histories = [getattr(run, "history", run) for run in runs]
     if not histories:
         raise ValueError(f"histories[{label!r}]: expected at least one run (a FitResult or its history)")
