@@ -13,10 +13,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from gsiirl.experiments.figures import plot_band, save_figure
+from gsiirl.experiments.figures import NOTE_PARTS, plot_band, save_figure
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
-NOTE = "line: mean over seeds; band: ± 1 std (ddof 0); n: seeds; dashed: reference value"
+NOTE = NOTE_PARTS["band"] + "; n: seeds; dashed: reference value"
 
 
 def history_curves(runs: Sequence, metric: str, label: str = "runs") -> np.ndarray:
