@@ -265,17 +265,18 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
         history, first = {name: list(values) for name, values in resumed.history.items()}, resumed.config[COMPLETED]
     started = time.perf_counter() - (history["wall_time"][-1] if history.get("wall_time") else 0.0)
 
-    demonstrations = None
+    demonstrations = demonstration_trajectories = None
     if method == "ma-irl":  # passive: demonstrations made once with both TRUE rewards, no interaction
-        demonstrations = _collect(expert, queried_game, queried_game.learner_true_reward, None, config,
-                                  jax.random.fold_in(key_run, 10_000_019))
+        demonstrations, demonstration_trajectories = _collect(
+            expert, queried_game, queried_game.learner_true_reward, None, config,
+            jax.random.fold_in(key_run, 10_000_019))
 
     for k in range(first, outer_iters):
         key_k = jax.random.fold_in(key_run, k)
         key_data, key_spsa = jax.random.split(key_k)
         steps = config.inner_steps or schedules.inner_steps(k)
         if method == "ma-irl":
-            data = demonstrations
+            data, trajectories = demonstrations, demonstration_trajectories
             for _ in range(steps):
                 grad_l, grad_e = _joint_descent_gradient(problem, config.lower_gradient, theta_l, theta_e, data)
                 theta_l = project_to_ball(theta_l - config.inner_step_size * grad_l, config.radius)
@@ -284,12 +285,12 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
         else:
             learner_reward = problem.learner_reward_table(theta_l)
             learner_policy = problem.policy(theta_l, theta_e).learner
-            data = _collect(expert, queried_game, learner_reward, learner_policy, config, key_data)
+            data, trajectories = _collect(expert, queried_game, learner_reward, learner_policy, config, key_data)
             theta_e = inner_loop(problem, theta_l, theta_e, data, steps=steps, step_size=config.inner_step_size,
                                  radius=config.radius, method=config.lower_gradient)
             estimate = _hypergradient(hypergradient, problem, expert, config, key_spsa, theta_l, theta_e, data, k)
             direction_norm = float(jnp.linalg.norm(estimate.hypergradient))
-        record = iteration_metrics(problem, game, expert, theta_l, theta_e, data)
+        record = iteration_metrics(problem, game, expert, theta_l, theta_e, data, trajectories)
         _warn_if_not_converged(record, k, config)
         record["hypergradient_norm"] = direction_norm
         record["wall_time"] = time.perf_counter() - started
@@ -366,17 +367,18 @@ def _restored_parameters(resumed: FitResult, theta_l, theta_e, checkpoint):
 
 
 def _collect(expert, game: TabularGame, learner_reward, learner_policy, config: FitConfig, key):
-    """Per-stage data occupancy [T, S, A_l, A_e]: sampled trajectories or the exact expectation."""
+    """(per-stage data occupancy [T, S, A_l, A_e], the sampled Trajectories or None): sampled trajectories
+    or, with ``data="expected"``, the exact expectation (no trajectories)."""
     if config.data == "expected":
         if not hasattr(expert, "expected_data"):
             raise ValueError("data: 'expected' needs an expert with `expected_data` (a simulated expert)")
-        return expert.expected_data(learner_reward)
+        return expert.expected_data(learner_reward), None
     if learner_policy is None:
         learner_policy = jnp.full((game.horizon, game.num_states, game.num_learner_actions),
                                   1.0 / game.num_learner_actions)
     trajectories = expert.interact(key, learner_reward, learner_policy, config.num_trajectories)
     trajectories = check_trajectories(trajectories, game)
-    return empirical_occupancy(trajectories, game.joint_shape, game.horizon)
+    return empirical_occupancy(trajectories, game.joint_shape, game.horizon), trajectories
 
 
 def _hypergradient(name, problem, expert, config: FitConfig, key, theta_l, theta_e, data, k):

@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 
 from gsiirl.algorithms.lower_level import LowerLevelProblem
-from gsiirl.algorithms.metrics import epic_distance, expert_policy_kl
+from gsiirl.algorithms.metrics import (discounted_trajectory_returns, epic_distance, expert_policy_kl,
+                                       return_correlations)
 from gsiirl.solvers.equilibrium import expert_soft_best_response
 from gsiirl.solvers.occupancy import _forward
 
@@ -65,15 +66,42 @@ def _expert_recovery(problem: LowerLevelProblem, true_expert_reward, data_policy
     }
 
 
-def iteration_metrics(problem: LowerLevelProblem, game, expert, theta_l, theta_e, data_occupancy) -> dict:
+@jax.jit
+def _return_correlations(problem: LowerLevelProblem, true_expert_reward, theta_l, theta_e, trajectories):
+    """Pearson and Spearman correlations (DESIGN §5, as MA-AIRL reports them), over the N trajectories,
+    between each player's discounted return under its LEARNED reward and under its TRUE reward: the
+    learner's full reward r_li + r_ld^θl against r_li + r_ld (r_li is known and shared by both), the
+    expert's r_e^θe against r_e."""
+    game = problem.game
+    pairs = {"learner": (problem.learner_reward_table(theta_l), game.learner_true_reward),
+             "expert": (problem.expert_model.table(theta_e), true_expert_reward)}
+    record = {}
+    for player, tables in pairs.items():
+        learned, true = (discounted_trajectory_returns(table, *trajectories, game.discount) for table in tables)
+        pearson, spearman = return_correlations(learned, true)
+        record[f"{player}_return_correlation"] = pearson
+        record[f"{player}_return_rank_correlation"] = spearman
+    return record
+
+
+def iteration_metrics(problem: LowerLevelProblem, game, expert, theta_l, theta_e, data_occupancy,
+                      trajectories=None) -> dict:
     """Metrics of the current (θl, θe): true returns under π^{θl,θe} (both players follow the LEARNED
     rewards), L, EPIC(r_e^θe, r_e), the fixed-point residual of the solve of π^{θl,θe}, and — when the
     expert is simulated (has ``joint_policy``) — the true returns of the interaction itself (learner's
     policy, true expert's response), EVD and the expert-policy KL against the data-generating policy (and,
-    with ``joint_solution``, the residual of the expert's solve)."""
+    with ``joint_solution``, the residual of the expert's solve).
+
+    ``trajectories`` (the data D as a :class:`~gsiirl.solvers.sampling.Trajectories`, [N, T] each, N ≥ 2)
+    add the per-player Pearson / Spearman correlations of learned-reward and true-reward returns over D
+    (``learner_return_correlation``, ``learner_return_rank_correlation``, ``expert_…``); NaN where
+    one of the two is the same on every trajectory (the correlation is undefined)."""
     true_expert_reward = game.expert_reward
     model_policy, learned = _learned_metrics(problem, true_expert_reward, theta_l, theta_e, data_occupancy)
     record = {k: float(v) for k, v in learned.items()}
+    if trajectories is not None and jnp.shape(trajectories.states)[0] >= 2:
+        record.update({k: float(v) for k, v in
+                       _return_correlations(problem, true_expert_reward, theta_l, theta_e, trajectories).items()})
     if hasattr(expert, "joint_policy"):
         learner_reward = problem.learner_reward_table(theta_l)
         if hasattr(expert, "joint_solution"):  # the simulated expert's solve and how well it converged

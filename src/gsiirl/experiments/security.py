@@ -129,7 +129,8 @@ def _adversarial_unit(options: dict, seed: int, fit_options: dict) -> dict[str, 
                                 regularization=config.regularization, iterations=config.iterations)
     data = empirical_occupancy(demonstrations, game.joint_shape, game.horizon)
     record = iteration_metrics(problem, game, expert, jax.numpy.asarray(result.theta_learner, jax.numpy.float32),
-                               jax.numpy.asarray(result.theta_expert, jax.numpy.float32), data)
+                               jax.numpy.asarray(result.theta_expert, jax.numpy.float32), data,
+                               demonstrations)
     record["equilibrium_condition_residual"] = result.residual
     return {key: [float(value)] for key, value in record.items()}
 
