@@ -95,3 +95,33 @@ def float32_mode():
     restores the suite's x64 after. Through ``jax.config`` rather than ``jax.enable_x64``, which only
     jax >= 0.8 has (pyproject allows older jax)."""
     return _float32_mode
+
+
+_BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_compilation_logs: list[list] = []  # the open `compilations()` contexts' lists
+
+
+def _on_event_duration(event, duration, **kwargs):
+    if event == _BACKEND_COMPILE_EVENT:
+        for log in _compilation_logs:
+            log.append(kwargs.get("fun_name"))  # the program's name where jax passes it (not in 0.5)
+
+
+@contextlib.contextmanager
+def _compilations():
+    if not getattr(_compilations, "registered", False):  # one listener per process, never removed: jax 0.5
+        jax.monitoring.register_event_duration_secs_listener(_on_event_duration)  # has no public unregister
+        _compilations.registered = True
+    log: list = []
+    _compilation_logs.append(log)
+    try:
+        yield log
+    finally:
+        _compilation_logs.remove(log)
+
+
+@pytest.fixture(scope="session")
+def compilations():
+    """``with compilations() as compiled:`` collects one entry per XLA program compiled in its body
+    (the program's name, or None with jax versions that do not report it)."""
+    return _compilations

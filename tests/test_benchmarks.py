@@ -14,3 +14,10 @@ def test_seed_batching_security_unit_evaluates_a_batch():
     evaluation = security_unit(2)()  # crashed before session 12: FitConfig's lower_gradient "auto" unresolved
     assert np.asarray(evaluation.upper_objective).shape == (2,)
     assert all(np.all(np.isfinite(np.asarray(x))) for x in evaluation)
+
+
+def test_simulator_scaling_game_is_a_valid_game_of_the_asked_sizes():
+    from bench_simulator_scaling import chase_game
+
+    game = chase_game(horizon=7, state_size=9, num_actions=9, num_features=5)  # validate_game inside
+    assert (game.horizon, game.state_size, game.num_actions, game.learner_feature_size) == (7, 9, (9, 9), 5)

@@ -154,3 +154,63 @@ def test_newton_block_solve_matches_the_full_linear_system(num_l, num_e):
     got = np.asarray(_solve_two_block(upper.astype(np.float32), lower.astype(np.float32),
                                       rhs_l.astype(np.float32), rhs_e.astype(np.float32)))
     np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-3)
+
+
+def _sparse_game(num_states, num_actions, horizon, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (num_states, num_actions, num_actions)
+    return TabularGame(successor_states=rng.integers(0, num_states, shape + (3,)),
+                       successor_probs=rng.dirichlet(np.ones(3), shape), initial=np.full(num_states, 1.0 / num_states),
+                       horizon=horizon, discount=0.95, learner_reward=np.zeros(shape[:2]),
+                       learner_oracle=0.5 * rng.normal(size=shape), expert_reward=0.5 * rng.normal(size=shape))
+
+
+def _policy_gradient(game, iterations):
+    """d/d r_e of a fixed linear function of the soft_nash policy (reverse mode through the solver)."""
+    import jax
+    import jax.numpy as jnp
+
+    from gsiirl.solvers.equilibrium import soft_nash
+
+    weights = jnp.linspace(-1.0, 1.0, game.num_states * game.horizon * game.num_learner_actions)
+
+    def objective(expert_reward):
+        policy = soft_nash(game.dynamics, game.learner_true_reward, expert_reward, game.discount, 1.0, game.horizon,
+                           iterations).policy
+        return jnp.sum(policy.learner.reshape(-1) * weights) + jnp.sum(policy.expert ** 2)
+
+    return jax.jit(jax.grad(objective)), game.expert_reward
+
+
+def test_rematerialised_stages_give_the_same_gradient(monkeypatch):
+    """Above REMATERIALISE_ABOVE the solver's stages are recomputed in the backward pass instead of
+    stored; the gradient must be the one of the stored version (here forced on a small game)."""
+    import jax
+
+    import gsiirl.solvers.equilibrium as equilibrium
+
+    game = _sparse_game(12, 3, 6)
+    stored = np.asarray(_policy_gradient(game, 20)[0](game.expert_reward))
+    monkeypatch.setattr(equilibrium, "REMATERIALISE_ABOVE", 0)
+    jax.clear_caches()  # soft_nash is jitted: drop the trace made with the threshold as it was
+    try:
+        recomputed = np.asarray(_policy_gradient(game, 20)[0](game.expert_reward))
+    finally:
+        jax.clear_caches()
+    assert np.abs(stored).max() > 1e-3
+    np.testing.assert_allclose(recomputed, stored, rtol=1e-10, atol=1e-12)
+
+
+def test_gradient_through_a_large_game_does_not_store_every_fixed_point_iterate():
+    """Measured before the fix (session 32): reverse mode through soft_nash kept every stage's iterates,
+    ≈ 12 KB per state and stage (float32, 4×4 actions, 60 iterations): MA-IRL at S = 10,000, T = 100 peaked
+    at 12 GB, S = 50,000 would need ≈ 55 GB. Compiled only (XLA's memory analysis), nothing is allocated."""
+    import jax
+
+    S, A, T, iterations = 2000, 4, 50, 60
+    game = _sparse_game(S, A, T)
+    gradient, argument = _policy_gradient(game, iterations)
+    analysis = gradient.lower(argument).compile().memory_analysis()
+    itemsize = jax.numpy.dtype(jax.numpy.result_type(float)).itemsize
+    one_value_per_iterate = S * T * iterations * (A + A) * itemsize  # 384 MB in float64; stored: ≈ 6× this
+    assert analysis.temp_size_in_bytes < one_value_per_iterate / 4, analysis.temp_size_in_bytes

@@ -1,5 +1,7 @@
 """GSIIRL end to end on small tabular games (Algorithm 1) and the fit API."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -103,6 +105,28 @@ def test_unconverged_equilibria_are_recorded_and_warned_about(game):
                                           **options).residual.max()) > 1e-3
     converged = gsiirl.fit(game, outer_iters=1, seed=0, **SETTINGS).history
     assert converged["expert_equilibrium_residual"][0] < 1e-5 and converged["equilibrium_residual"][0] < 1e-5
+
+
+def test_a_float32_rounding_residual_is_not_blamed_on_too_few_iterations(float32_mode):
+    """Session 32: with T = 100, γ = 1 and a constant +1000 on both rewards (policy-irrelevant) the values
+    reach 1e5 and float32 rounding alone puts the residual at ≈ 7e-3 whatever `iterations` is (60 or 300:
+    the same); float64 converges to 1e-11. The warning must say so instead of only "raise iterations"."""
+    rng = np.random.default_rng(0)
+    shape = (5, 2, 2)
+    arrays = dict(transitions=rng.dirichlet(np.ones(5), size=shape), initial=np.full(5, 0.2), horizon=100,
+                  discount=1.0, learner_reward=np.zeros(shape[:2]), learner_oracle=rng.normal(size=shape) + 1000.0,
+                  expert_reward=rng.normal(size=shape) + 1000.0)
+    options = dict(outer_iters=1, seed=0, num_trajectories=10, radius=0.5)
+    with float32_mode():
+        offset = gsiirl.TabularGame(**arrays)
+        with pytest.warns(RuntimeWarning, match="float32.*jax_enable_x64"):
+            history = gsiirl.fit(offset, **options).history
+        assert history["expert_equilibrium_residual"][0] > 1e-3
+    offset = gsiirl.TabularGame(**arrays)  # the suite's float64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        history = gsiirl.fit(offset, **options).history
+    assert history["expert_equilibrium_residual"][0] < 1e-6
 
 
 def test_sequential_evaluations_give_the_vmapped_numbers(game):

@@ -146,3 +146,35 @@ def test_schedules_follow_theorem_2():
         schedules.outer_step_size(0)
     a_k, c_k = schedules.spall_gains(4, a=0.2, c=0.3)
     assert a_k == pytest.approx(0.2 / (10 + 4 + 1) ** 0.602) and c_k == pytest.approx(0.3 / 5 ** 0.101)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_an_eager_conjugate_gradient_is_compiled_once_per_shape_with_unchanged_numbers(dtype, compilations):
+    # The single-seed sample-based outer loop (MPE's seed_batch=1, SampleBasedGSIIRL.run on one's own
+    # simulator) computes the SPSA estimate eagerly once per outer iteration. jax's cg builds a new while
+    # loop at every call, so every call compiled it again (≈ 0.24 s on a 2-core machine, against an
+    # outer iteration of ≈ 0.15-2 s). A later call of the same shape must compile nothing, and give the
+    # numbers of the eager jax.scipy cg bit for bit (the experiments' numbers must not change).
+    from jax.scipy.sparse.linalg import cg
+
+    rng = np.random.default_rng(5)
+
+    def problem(size):
+        matrix = lift_to_positive_definite(jnp.asarray(rng.normal(size=(size, size)), dtype) + 0.5 * jnp.eye(size,
+                                                                                                           dtype=dtype), 0.5)
+        return matrix, jnp.asarray(rng.normal(size=size), dtype)
+
+    conjugate_gradient(*problem(4))  # the first call of a shape compiles
+    for size in (4, 4, 4, 1, 7):
+        matrix, rhs = problem(size)
+        reference = cg(lambda v: matrix @ v, rhs, tol=1e-10, atol=0.0, maxiter=10 * size)[0]
+        with compilations() as compiled:
+            solution = conjugate_gradient(matrix, rhs)
+        if size == 4:
+            assert compiled == []
+        np.testing.assert_array_equal(np.asarray(solution), np.asarray(reference))
+        assert solution.dtype == dtype
+    # inside a trace the solve is traced as before (jit, vmap and grad see jax's cg)
+    matrix, rhs = problem(3)
+    np.testing.assert_allclose(jax.jit(conjugate_gradient)(matrix, rhs), np.linalg.solve(matrix, rhs),
+                               rtol=1e-4 if dtype == jnp.float32 else 1e-9)

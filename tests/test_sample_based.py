@@ -340,3 +340,13 @@ def test_a_non_finite_game_function_is_named_by_a_random_play_probe(tiny):
     from gsiirl.algorithms.sample_based_config import require_finite
     with pytest.raises(ValueError, match="learner_return is nan. Uniformly random play gives finite values from every"):
         require_finite("marl", 0, 0, {"learner_return": float("nan")}, tiny.game)  # the game is sound
+
+
+def test_outer_iterations_after_the_first_compile_nothing(tiny, compilations):
+    # Every outer iteration after the first runs the same programs: on a user's own simulator run one
+    # seed at a time, the eager SPSA estimate recompiled its conjugate gradient at every iteration.
+    compiled_per_iteration = []
+    with compilations() as compiled:
+        tiny.run("gsiirl", jax.random.PRNGKey(4), 3,
+                 lambda k, m: (compiled_per_iteration.append(len(compiled)), compiled.clear()))
+    assert compiled_per_iteration[1:] == [0, 0]

@@ -31,6 +31,13 @@ from gsiirl.solvers.small_linear import solve_small
 EQUILIBRIUM_MODELS = ("soft_nash", "joint_soft")
 DEFAULT_ITERATIONS = 10
 NEWTON_STEPS = 3
+# Reverse-mode AD through ``soft_nash`` (the likelihood's exact gradient: MA-IRL, lower_gradient="autodiff",
+# the exact hypergradient) stores every stage's fixed-point iterates, ≈ 24 bytes (float32) per entry of
+# S·T·iterations·(A_l + A_e): 12 KB per state and stage at 4×4 actions and 60 iterations, 55 GB for
+# S = 50,000, T = 100. Above this many entries (≈ 400 MB) each stage is rematerialised instead
+# (jax.checkpoint): the backward pass recomputes one stage at a time, memory O(S·T + S·A·iterations), ≈ 30 %
+# more time for a gradient. Below it nothing changes (every experiment's game is far below).
+REMATERIALISE_ABOVE = 1 << 24
 
 
 class JointPolicy(NamedTuple):
@@ -185,6 +192,9 @@ def soft_nash(dynamics: Dynamics, learner_reward, expert_reward, discount, tempe
         return jnp.stack([value_l, value_e], axis=-1), (pi_l, pi_e, residual)
 
     terminal = jnp.zeros((num_states, 2), learner_reward.dtype)
+    num_l, num_e = learner_reward.shape[1:]
+    if num_states * horizon * iterations * (num_l + num_e) > REMATERIALISE_ABOVE:
+        stage = jax.checkpoint(stage)  # same values; under reverse-mode AD one stage's iterates at a time
     values, (pi_l, pi_e, residual) = jax.lax.scan(stage, terminal, None, length=horizon, reverse=True)
     return EquilibriumResult(JointPolicy(pi_l, pi_e, None), values[:, 0], values[:, 1], residual)
 
