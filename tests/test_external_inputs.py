@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import gsiirl
+from gsiirl.algorithms.checkpoint import write_checkpoint
 from gsiirl.algorithms.config import FitResult
 from gsiirl.solvers.sampling import Trajectories
 
@@ -212,6 +213,24 @@ def test_a_crashed_run_resumes_from_its_checkpoint_with_the_uninterrupted_number
     # Finished: calling again returns the saved result and never talks to the expert.
     again = gsiirl.fit(game, expert=FailingExpert(game, fail_at=0), checkpoint=checkpoint, **settings)
     assert again.history["learner_return"] == resumed.history["learner_return"]
+
+
+def test_a_checkpoint_without_a_newer_metric_resumes_with_aligned_histories(game, tmp_path):
+    """A checkpoint written before a metric existed (here: session 32's return correlations, removed from
+    the saved history) continues with every history one value per iteration; the metric is NaN where the
+    older code did not record it."""
+    settings = dict(outer_iters=3, seed=5, **FAST)
+    checkpoint = tmp_path / "older"
+    with pytest.raises(RuntimeError, match="participant left"):
+        gsiirl.fit(game, expert=FailingExpert(game, fail_at=2), checkpoint=checkpoint, **settings)
+    saved = FitResult.load(checkpoint)
+    older = {name: values for name, values in saved.history.items() if "correlation" not in name}
+    assert len(older) < len(saved.history)
+    write_checkpoint(checkpoint, FitResult(saved.theta_l, saved.theta_e, saved.policy, older, saved.config), 2)
+    history = gsiirl.fit(game, expert=FailingExpert(game), checkpoint=checkpoint, **settings).history
+    assert {len(values) for values in history.values()} == {3}
+    assert np.isnan(history["expert_return_correlation"][:2]).all()
+    assert np.isfinite(history["expert_return_correlation"][2])
 
 
 def test_a_checkpoint_from_other_settings_or_another_game_is_refused(game, tmp_path):

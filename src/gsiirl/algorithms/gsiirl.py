@@ -294,8 +294,8 @@ def fit(game: TabularGame, method: str = "gsiirl", hypergradient: str = "spsa", 
         _warn_if_not_converged(record, k, config)
         record["hypergradient_norm"] = direction_norm
         record["wall_time"] = time.perf_counter() - started
-        for name, value in record.items():
-            history.setdefault(name, []).append(float(value))
+        for name, value in record.items():  # a metric first seen late (a checkpoint of older code) is NaN before
+            history.setdefault(name, [float("nan")] * k).append(float(value))
         if method == "gsiirl":
             step = step_l if config.schedule == "theorem2" else schedules.spall_gains(
                 k, a=config.outer_step_size or 0.1, c=config.perturbation_scale)[0]
