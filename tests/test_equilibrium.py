@@ -156,15 +156,6 @@ def test_newton_block_solve_matches_the_full_linear_system(num_l, num_e):
     np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-3)
 
 
-def _sparse_game(num_states, num_actions, horizon, seed=0):
-    rng = np.random.default_rng(seed)
-    shape = (num_states, num_actions, num_actions)
-    return TabularGame(successor_states=rng.integers(0, num_states, shape + (3,)),
-                       successor_probs=rng.dirichlet(np.ones(3), shape), initial=np.full(num_states, 1.0 / num_states),
-                       horizon=horizon, discount=0.95, learner_reward=np.zeros(shape[:2]),
-                       learner_oracle=0.5 * rng.normal(size=shape), expert_reward=0.5 * rng.normal(size=shape))
-
-
 def _policy_gradient(game, iterations):
     """d/d r_e of a fixed linear function of the soft_nash policy (reverse mode through the solver)."""
     import jax
@@ -189,7 +180,7 @@ def test_rematerialised_stages_give_the_same_gradient(monkeypatch):
 
     import gsiirl.solvers.equilibrium as equilibrium
 
-    game = _sparse_game(12, 3, 6)
+    game = random_tabular_game(0, 12, 3, 3, 6, discount=0.95, num_successors=3, sparse=True)
     stored = np.asarray(_policy_gradient(game, 20)[0](game.expert_reward))
     monkeypatch.setattr(equilibrium, "REMATERIALISE_ABOVE", 0)
     jax.clear_caches()  # soft_nash is jitted: drop the trace made with the threshold as it was
@@ -208,7 +199,7 @@ def test_gradient_through_a_large_game_does_not_store_every_fixed_point_iterate(
     import jax
 
     S, A, T, iterations = 2000, 4, 50, 60
-    game = _sparse_game(S, A, T)
+    game = random_tabular_game(0, S, A, A, T, discount=0.95, num_successors=3, sparse=True)
     gradient, argument = _policy_gradient(game, iterations)
     analysis = gradient.lower(argument).compile().memory_analysis()
     itemsize = jax.numpy.dtype(jax.numpy.result_type(float)).itemsize

@@ -318,14 +318,6 @@ def _warn_if_not_converged(record: dict, iteration: int, config: FitConfig) -> N
     """Warn when the solve of π^{θl,θe} or the simulated expert's did not converge (DESIGN §3: detect and
     report it); both residuals are also in the history (``equilibrium_residual``,
     ``expert_equilibrium_residual``)."""
-    # In float32 the residual cannot fall below rounding: ≈ 7e-8 · max|V| / temperature (measured, session 32),
-    # so with long undiscounted horizons or large rewards (|V| ≈ 1e4) rounding alone passes the threshold,
-    # and more iterations change nothing.
-    rounding = ("" if jnp.dtype(jnp.result_type(float)) != jnp.float32 else
-                " In float32 (JAX's default) rounding alone gives a residual of about 1e-7 · max|value| / "
-                "temperature, so with large values (large rewards, long horizons with discount near 1) more "
-                "iterations cannot lower it: run with jax.config.update('jax_enable_x64', True) to tell the two "
-                "apart, or scale the rewards down.")
     for name, what in (("equilibrium_residual", "the learned rewards' equilibrium"),
                        ("expert_equilibrium_residual", "the simulated expert's equilibrium (the data)")):
         residual = record.get(name, 0.0)
@@ -333,7 +325,19 @@ def _warn_if_not_converged(record: dict, iteration: int, config: FitConfig) -> N
             warnings.warn(f"fit: iteration {iteration}: {what} did not converge (fixed-point residual "
                           f"{residual:.2g} > {UNCONVERGED_RESIDUAL:g}); the policies and metrics built on it are "
                           f"unreliable. Raise `iterations` (now {config.iterations}) or `temperature` (now "
-                          f"{config.temperature}).{rounding}", RuntimeWarning, stacklevel=3)
+                          f"{config.temperature}).{_float32_rounding_note()}", RuntimeWarning, stacklevel=3)
+
+
+def _float32_rounding_note() -> str:
+    """In float32 the residual cannot fall below rounding: ≈ 7e-8 · max|V| / temperature (measured, session
+    32), so with long undiscounted horizons or large rewards (|V| ≈ 1e4) rounding alone passes the threshold
+    and more iterations change nothing."""
+    if jnp.dtype(jnp.result_type(float)) != jnp.float32:
+        return ""
+    return (" In float32 (JAX's default) rounding alone gives a residual of about 1e-7 · max|value| / "
+            "temperature, so with large values (large rewards, long horizons with discount near 1) more "
+            "iterations cannot lower it: run with jax.config.update('jax_enable_x64', True) to tell the two "
+            "apart, or scale the rewards down.")
 
 
 def _warn_if_large(game: TabularGame, models: tuple, method: str, hypergradient: str) -> None:
