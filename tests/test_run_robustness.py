@@ -156,6 +156,45 @@ def test_reproduce_refuses_a_damaged_or_foreign_file_of_an_experiment_it_does_no
     assert calls == []
 
 
+def test_reproduce_without_reward_transfer_turns_off_only_the_continuous_retraining(tmp_path, monkeypatch):
+    """``--no-reward-transfer`` runs MPE and HRI with ``retrain_evaluation`` off (security has no such
+    option); a folder made the other way is refused before anything runs, naming the flag."""
+    monkeypatch.setattr(runner, "_execute", lambda results, *a, **k: _store_constant(results, *a, **k))
+    options_seen = {}
+
+    def fake_run(name, *, resume, out, seeds, iters, options, **_):
+        options_seen[name] = dict(options)
+        return run_experiment(name, out_dir=out, seeds=seeds, iterations=iters, options=options, resume=resume,
+                              methods=("marl",))
+
+    reproduce(tmp_path, quick=True, run=fake_run, echo=lambda *_: None, reward_transfer=False)
+    assert options_seen["mpe"] == {"warmup_cycles": 40, "retrain_evaluation": False}
+    assert options_seen["hri"] == {"warmup_cycles": 20, "seed_batch": 2, "retrain_evaluation": False}
+    assert options_seen["security"] == {}
+    stored = load_results(tmp_path / "hri" / "results.json")
+    assert stored["config"]["options"]["retrain_evaluation"] is False
+    # re-run the same way: resumes; the other way: refused up front, in reproduce's terms
+    options_seen.clear()
+    reproduce(tmp_path, quick=True, run=fake_run, echo=lambda *_: None, reward_transfer=False)
+    assert set(options_seen) == {"mpe", "hri", "security"}
+    options_seen.clear()
+    with pytest.raises(ResultsFileError, match=r"mpe/results.json: .*option retrain_evaluation: False in the file, "
+                                               r"True now.*was it made with --no-reward-transfer\?"):
+        reproduce(tmp_path, quick=True, run=fake_run, echo=lambda *_: None)
+    assert options_seen == {}
+
+
+def test_the_cli_passes_the_reward_transfer_flag(tmp_path, monkeypatch):
+    import gsiirl.cli.reproduce as reproduce_module
+
+    seen = []
+    monkeypatch.setattr(reproduce_module, "reproduce", lambda out, **kwargs: seen.append(kwargs["reward_transfer"]))
+    for flags, expected in (([], True), (["--no-reward-transfer"], False), (["--reward-transfer"], True)):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["reproduce", "--quick", "--out", str(tmp_path), "--no-progress", *flags])
+        assert exit_info.value.code in (0, None) and seen.pop() is expected
+
+
 def _store_constant(results, module, merged, path, *, methods, seeds, iterations, **_):
     for method in methods:
         block = results["methods"].setdefault(method, {"seeds": {}, "final": {}})

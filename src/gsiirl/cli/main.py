@@ -237,6 +237,10 @@ def reproduce(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
     compile_cache: Optional[Path] = typer.Option(None, "--compile-cache", help="keep compiled programs in DIR "
                                                  "and reuse them in later runs and in worker processes"),
+    reward_transfer: bool = typer.Option(True, "--reward-transfer/--no-reward-transfer",
+                                         help="MPE and HRI: also retrain policies from scratch on the learned "
+                                              "rewards for the reward-transfer table (not in the paper; about a "
+                                              "fifth of the work); Table 1 and the figures are the same either way"),
 ) -> None:
     """All experiments x methods x seeds; writes table1.md/.csv (ours beside the paper's) and Figures 2-4."""
     from gsiirl.cli.reproduce import EXPERIMENT_ORDER, reproduce as reproduce_all
@@ -251,7 +255,8 @@ def reproduce(
         for name in chosen:
             if name not in EXPERIMENT_ORDER:
                 raise UserError(f"--experiment: expected one of {list(EXPERIMENT_ORDER)}, got {name!r}")
-        reproduce_all(out, quick=quick, experiments=chosen, show_progress=progress, echo=typer.echo, run=run_one)
+        reproduce_all(out, quick=quick, experiments=chosen, show_progress=progress, echo=typer.echo, run=run_one,
+                      reward_transfer=reward_transfer)
     except (UserError, ResultsFileError, ValueError) as error:
         fail(str(error))
     except OSError as error:  # a folder or file the run cannot write: one line, not a traceback

@@ -33,6 +33,17 @@ QUICK_PLAN = {"mpe": (2, 4), "hri": (2, 4), "security": (2, 8)}
 # show the pipeline end to end, not converged policies.
 # HRI's seed groups hold the quick run's two seeds (the default group of five would compute three more).
 QUICK_OPTIONS = {"mpe": {"warmup_cycles": 40}, "hri": {"warmup_cycles": 20, "seed_batch": 2}, "security": {}}
+# ``reward_transfer=False`` (``--no-reward-transfer``): the continuous experiments skip the retraining from
+# scratch behind the reward-transfer table, this project's addition to the paper's content.
+NO_TRANSFER_OPTIONS = {"retrain_evaluation": False}
+
+
+def plan_options(experiment: str, quick: bool, reward_transfer: bool = True) -> dict:
+    """The experiment options ``reproduce`` runs ``experiment`` with (also those it checks a folder against)."""
+    options = dict(QUICK_OPTIONS[experiment]) if quick else {}
+    if not reward_transfer and experiment in TRANSFER_EXPERIMENTS:
+        options.update(NO_TRANSFER_OPTIONS)
+    return options
 
 
 def _cell(final: dict | None, metric: str) -> tuple[float | None, float | None, int, int]:
@@ -219,11 +230,14 @@ def _verdict(rows: list[dict], player: str, label: str, column: str, strict: boo
 
 
 def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDER, show_progress: bool = True,
-              echo=print, run=None) -> dict[str, dict]:
+              echo=print, run=None, reward_transfer: bool = True) -> dict[str, dict]:
     """Run (or resume) every experiment and write Table 1 and the figures under ``out_dir``.
 
     Every experiment's existing results are checked against this run's plan BEFORE anything runs. The
-    table covers every experiment with results in ``out_dir``, also those not run by this call."""
+    table covers every experiment with results in ``out_dir``, also those not run by this call.
+    ``reward_transfer=False`` skips the continuous experiments' retraining from scratch on the learned
+    rewards (the reward-transfer table, not the paper's; about a fifth of the full protocol's work): Table 1,
+    the interaction table and Figures 2–4 are the same numbers either way."""
     from gsiirl.cli.main import execute_run
     from gsiirl.experiments.results_file import RESULTS_FILE
 
@@ -232,7 +246,7 @@ def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDE
     out_dir = check_output_directory(out_dir)
     plan = QUICK_PLAN if quick else FULL_PLAN
     for experiment in experiments:
-        _check_plan(out_dir / experiment, experiment, plan[experiment], quick)
+        _check_plan(out_dir / experiment, experiment, plan[experiment], quick, reward_transfer)
     for experiment in EXPERIMENT_ORDER:  # the table will read the others' files: refuse a bad one now, not after
         if experiment not in experiments:
             _load_stored(out_dir, experiment)
@@ -243,7 +257,7 @@ def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDE
         resume = (target / RESULTS_FILE).exists()
         echo(f"== {experiment} ({FIGURE_NAMES[experiment]}): {seeds} seeds × {iterations} iterations"
              + (" [resuming]" if resume else ""))
-        options = dict(QUICK_OPTIONS[experiment]) if quick else {}
+        options = plan_options(experiment, quick, reward_transfer)
         results[experiment] = run(experiment, methods=None, seeds=seeds, iters=iterations, out=target,
                                   resume=resume, show_progress=show_progress, echo=echo, options=options)
         for figure in sorted(target.glob("figure*.png")):  # Figures 2-4 side by side with the table
@@ -276,15 +290,15 @@ def _load_stored(out_dir: Path, experiment: str) -> dict | None:
     return results
 
 
-def _check_plan(target: Path, experiment: str, plan: tuple[int, int], quick: bool) -> None:
+def _check_plan(target: Path, experiment: str, plan: tuple[int, int], quick: bool, reward_transfer: bool = True) -> None:
     """Refuse, before any work, a folder whose results were made with another plan (e.g. the other
-    ``--quick`` setting), with a message in ``reproduce``'s terms."""
+    ``--quick`` or ``--no-reward-transfer`` setting), with a message in ``reproduce``'s terms."""
     from gsiirl.experiments.results_file import METHODS, RESULTS_FILE, ResultsFileError
     from gsiirl.experiments.runner import prepare_run
 
     check_output_directory(target, name=f"out (the {experiment} results)")
     seeds, iterations = plan
-    options = dict(QUICK_OPTIONS[experiment]) if quick else {}
+    options = plan_options(experiment, quick, reward_transfer)
     try:
         prepare_run(experiment, out_dir=target, methods=METHODS, seeds=seeds, iterations=iterations,
                     options=options, resume=(target / RESULTS_FILE).exists())
@@ -292,6 +306,9 @@ def _check_plan(target: Path, experiment: str, plan: tuple[int, int], quick: boo
         if "; --resume needs" not in str(error):
             raise
         reason = str(error).split("; --resume needs")[0]
-        other = "the full protocol" if quick else "--quick"
+        if "option retrain_evaluation:" in reason:  # the only difference may be the retraining
+            other = "--reward-transfer (the default)" if not reward_transfer else "--no-reward-transfer"
+        else:
+            other = "the full protocol" if quick else "--quick"
         raise ResultsFileError(f"{reason}; reproduce continues a folder only with the settings it was made with "
                                f"(was it made with {other}?); use another --out to start afresh") from None
