@@ -212,3 +212,25 @@ def test_plot_histories_draws_mean_and_std_of_the_seeds_and_names_bad_input(tmp_
     with pytest.raises(ValueError, match="metrics: expected a non-empty list"):
         gsiirl.plot_histories({"mine": seeds}, "learner_return")
     plt.close("all")
+
+
+def test_plot_histories_draws_one_iteration_runs_as_a_marker_with_std():
+    """Ground truth: runs with one value each (``fit(method="marl")``, ``outer_iters=1``) are listed in the
+    legend, so they must be visible: a marker at iteration 1 at their mean with a ± std (ddof 0) bar, not a
+    one-point line (which draws nothing)."""
+    import gsiirl
+
+    figure = gsiirl.plot_histories({"many": [{"learner_return": [1.0, 2.0]}, {"learner_return": [3.0, 4.0]}],
+                                    "marl": [{"learner_return": [1.0]}, {"learner_return": [2.0]}]},
+                                   ["learner_return"])
+    ax = figure.axes[0]
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert [bar.get_label() for bar in bars] == ["marl (n=2)"]
+    marker = bars[0].lines[0]
+    assert marker.get_marker() not in (None, "None", "", " ")
+    np.testing.assert_allclose(marker.get_xydata(), [[1.0, 1.5]])
+    segment = bars[0].lines[2][0].get_segments()[0]  # the vertical bar: 1.5 ± 0.5
+    np.testing.assert_allclose(sorted(segment[:, 1]), [1.0, 2.0])
+    assert "marl (n=2)" in [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "marker" in figure.texts[-1].get_text()  # the note says what the marker is
+    plt.close("all")

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from gsiirl.experiments.figures import NOTE_PARTS, plot_band, save_figure
+from gsiirl.experiments.figures import NOTE_PARTS, plot_band, plot_single_iteration, save_figure
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 NOTE = NOTE_PARTS["band"] + "; n: seeds; dashed: reference value"
@@ -43,18 +43,29 @@ def history_curves(runs: Sequence, metric: str, label: str = "runs") -> np.ndarr
 
 
 def plot_history_panel(ax, histories: Mapping[str, Sequence], metric: str, *,
-                       reference: float | None = None, reference_label: str = "MARL (true rewards)") -> None:
+                       reference: float | None = None, reference_label: str = "MARL (true rewards)") -> bool:
     """One panel: each label's seeds as a mean ± std band over outer iterations 1..K (legend: label and
-    number of seeds), ``reference`` as a dashed horizontal line."""
+    number of seeds), runs of one value each (``fit(method="marl")``, ``outer_iters=1``) as a marker ± std
+    at iteration 1, ``reference`` as a dashed horizontal line. Returns whether a marker was drawn."""
     from matplotlib.ticker import MaxNLocator
 
+    markers = bands = False
     for index, (label, runs) in enumerate(histories.items()):
         curves = history_curves(runs, metric, label)
-        plot_band(ax, curves, label=f"{label} (n={curves.shape[0]})", color=COLORS[index % len(COLORS)])
+        style = dict(label=f"{label} (n={curves.shape[0]})", color=COLORS[index % len(COLORS)])
+        if curves.shape[1] == 1:  # a one-point line draws nothing: the legend would list an invisible run
+            plot_single_iteration(ax, curves[:, 0], **style)
+            markers = True
+        else:
+            plot_band(ax, curves, **style)
+            bands = True
     if reference is not None:
         ax.axhline(float(reference), color="black", linestyle="--", label=reference_label)
     ax.set_xlabel("outer iteration")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if markers and not bands:  # nothing spans iterations: centre iteration 1
+        ax.set_xlim(0.5, 1.5)
+    return markers
 
 
 def plot_histories(histories: Mapping[str, Sequence], metrics: Sequence[str], *,
@@ -78,12 +89,14 @@ def plot_histories(histories: Mapping[str, Sequence], metrics: Sequence[str], *,
         raise ValueError("histories: expected a non-empty dict {label: [FitResult or history per seed]}")
     references, titles = dict(references or {}), dict(titles or {})
     figure, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 4), squeeze=False)
+    markers = False
     for ax, metric in zip(axes[0], metrics):
-        plot_history_panel(ax, histories, metric, reference=references.get(metric))
+        markers |= plot_history_panel(ax, histories, metric, reference=references.get(metric))
         ax.set_title(titles.get(metric, metric))
     axes[0][0].legend()
     figure.tight_layout()
-    figure.text(0.5, 0.0, NOTE, ha="center", va="top", fontsize=8, color="dimgray")
+    note = NOTE + ("; " + NOTE_PARTS["single"] if markers else "")
+    figure.text(0.5, 0.0, note, ha="center", va="top", fontsize=8, color="dimgray")
     if path is not None:
         save_figure(figure, Path(path))
     return figure
