@@ -210,6 +210,16 @@ def test_sample_outcomes_check_collisions_segment_wise_and_goal_arrival():
     assert outcomes["1"]["safe"] and outcomes["1"]["both_goals"]
     np.testing.assert_allclose(outcomes["1"]["min_distance"], np.hypot(0.5, 0.5), rtol=1e-6)
     assert outcomes["2"]["safe"] and not outcomes["2"]["both_goals"]
+    # Figure 3 (f) draws the distance along the same straight motion: its minimum is the segment-wise one
+    # (0 for the crossing, where both step ends are 0.4 apart), its step-end values are the step ends'.
+    for seed, outcome in outcomes.items():
+        times, distances = experiment.within_step_distances(outcome["robot"], outcome["human"])
+        assert np.all(np.diff(times) > 0) and times[0] == 0 and times[-1] == len(outcome["robot"]) - 1
+        np.testing.assert_allclose(distances.min(), outcome["min_distance"], atol=1e-6)
+        ends = np.isin(times, np.arange(len(outcome["robot"])))
+        np.testing.assert_allclose(distances[ends], np.linalg.norm(outcome["robot"] - outcome["human"], axis=1))
+    times, distances = experiment.within_step_distances(outcomes["0"]["robot"], outcomes["0"]["human"])
+    np.testing.assert_allclose(np.interp(0.5, times, distances), 0.0, atol=1e-12)
 
 
 def test_unit_runner_adds_the_retrained_evaluation_paired_with_marl():

@@ -248,8 +248,13 @@ def make_figure(results: dict, out_dir: Path) -> list[Path]:
                      label="robot (each seed)" if index == 0 else None)
         traj_ax.plot(human[:, 0], human[:, 1], "s-", color="tab:red", ms=2, lw=1, alpha=0.6,
                      label="human (each seed)" if index == 0 else None)
-        dist_ax.plot(np.linalg.norm(robot - human, axis=1), ".-", color="k" if outcome["safe"] else "tab:orange",
-                     alpha=0.6, label=None)
+        # The collision rule is segment-wise (closest approach while both move straight within a step), so
+        # the line follows that motion, not only the step ends: a collision is visible as a dip below the line.
+        times, distances = within_step_distances(robot, human)
+        color = "k" if outcome["safe"] else "tab:orange"
+        dist_ax.plot(times, distances, "-", color=color, alpha=0.6, lw=1)
+        dist_ax.plot(np.arange(len(robot)), np.linalg.norm(robot - human, axis=1), ".", color=color, alpha=0.6,
+                     label="at the step ends" if index == 0 else None)
     dist_ax.axhline(options["safe_distance"], color="tab:red", linestyle="--", label="safe distance")
     safe = sum(o["safe"] and o["both_goals"] for o in outcomes.values())
     traj_ax.set_title(f"(e) greedy trajectories, {method}: {safe}/{len(outcomes)} seeds reach\n"
@@ -258,7 +263,8 @@ def make_figure(results: dict, out_dir: Path) -> list[Path]:
     traj_ax.set_xlabel("x")
     traj_ax.set_ylabel("y")
     traj_ax.legend(fontsize=8)
-    dist_ax.set_title("(f) robot–human distance (orange: a collision)")
+    dist_ax.set_title("(f) robot–human distance, straight motion within each step\n(orange: a collision)",
+                      fontsize=10)
     dist_ax.set_xlabel("time step")
     dist_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     dist_ax.set_ylabel("distance")
@@ -266,6 +272,30 @@ def make_figure(results: dict, out_dir: Path) -> list[Path]:
     for ax in (traj_ax, dist_ax):
         ax.grid(alpha=0.3)
     return [save_figure(fig, Path(out_dir) / "figure3_hri.png")]
+
+
+def within_step_distances(robot: np.ndarray, human: np.ndarray, samples: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Robot–human distance while both move in a straight line within each step, as the collision rule
+    (:func:`gsiirl.games.hri.segment_min_distance`) assumes: ``samples`` + 1 evenly spaced times per step
+    plus the step's closest approach, so the curve's minimum is the segment-wise minimum.
+
+    Args: robot, human: ``[T+1, 2]`` positions at the step ends.
+    Returns: (times ``[N]`` in steps, increasing; distances ``[N]``)."""
+    robot, human = np.asarray(robot, float), np.asarray(human, float)
+    if len(robot) < 2:
+        return np.zeros(1), np.linalg.norm(robot - human, axis=1)
+    times, distances = [], []
+    for step in range(len(robot) - 1):
+        offset = robot[step] - human[step]
+        relative_velocity = (robot[step + 1] - robot[step]) - (human[step + 1] - human[step])
+        speed_sq = float(relative_velocity @ relative_velocity)
+        closest = float(np.clip(-(offset @ relative_velocity) / speed_sq, 0.0, 1.0)) if speed_sq > 0 else 0.0
+        fractions = np.union1d(np.linspace(0.0, 1.0, samples + 1), [closest])
+        if step < len(robot) - 2:
+            fractions = fractions[fractions < 1.0]  # the next step starts there
+        times.append(step + fractions)
+        distances.append(np.linalg.norm(offset + fractions[:, None] * relative_velocity, axis=1))
+    return np.concatenate(times), np.concatenate(distances)
 
 
 def sample_outcomes(seeds: dict, options: dict) -> dict[str, dict]:
