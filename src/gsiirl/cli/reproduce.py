@@ -129,7 +129,9 @@ def build_table(results_by_experiment: dict[str, dict]) -> tuple[str, str]:
                 "Each cell: ours | the paper's (10 runs). Ours: the mean and the population std (ddof 0) of each "
                 f"seed's last value over the seeds run ({seeds_line or 'none yet'}); `(n=…)` marks a cell over "
                 "another number of seeds. Environments are under-specified in the paper, so absolute "
-                "numbers differ; compare each method with MARL in the same column.\n" + "\n".join(lines) + "\n")
+                "numbers differ; compare each method with MARL in the same column. MPE and HRI cells are "
+                "undiscounted sums over an episode, CS cells the exact discounted expected return "
+                "(docs/file_format.md).\n" + "\n".join(lines) + "\n")
     return markdown, buffer.getvalue()
 
 
