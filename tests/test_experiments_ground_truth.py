@@ -253,3 +253,16 @@ def test_experiment_defaults_are_the_documented_ones():
         "marl_solver": "equilibrium", "ma_irl_variant": "likelihood"}
     graph, game, _ = security.build_instance(security.DEFAULT_OPTIONS, 0)
     assert (graph.num_nodes, graph.num_edges, game.horizon) == (8, 10, 10)
+
+
+def test_mpe_page_names_every_default_option():
+    """docs/mpe.md, "The experiment": the option list names every key of mpe.DEFAULT_OPTIONS."""
+    import re
+    from pathlib import Path
+
+    from gsiirl.experiments import mpe
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "mpe.md").read_text()
+    section = page.split("## The experiment", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z_]+)`", section))
+    assert sorted(set(mpe.DEFAULT_OPTIONS) - named) == []

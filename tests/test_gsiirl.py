@@ -238,3 +238,21 @@ def test_exact_hypergradient_runs_record_the_inner_loop_gradient_they_use(game):
     explicit = gsiirl.fit(game, lower_gradient="autodiff", **options)
     assert auto.config["lower_gradient"] == "autodiff"
     assert auto.history["lower_level_loss"] == explicit.history["lower_level_loss"]
+
+
+def test_file_format_names_every_checkpoint_config_key(tmp_path):
+    """docs/file_format.md: a fit checkpoint's config is FitConfig's fields, "method", "hypergradient", "seed",
+    "outer_iters" plus the bookkeeping keys the page names as `config.<key>`."""
+    import json
+    import re
+    from pathlib import Path
+
+    import gsiirl
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "file_format.md").read_text()
+    named = set(re.findall(r"`config\.([a-z0-9_]+)`", page))
+    game = gsiirl.random_tabular_game(seed=0, num_states=3, horizon=2)
+    gsiirl.fit(game, outer_iters=1, seed=0, num_trajectories=8, num_spsa_samples=1, checkpoint=tmp_path / "ck")
+    config = json.loads((tmp_path / "ck.json").read_text())["config"]
+    extra = set(config) - set(gsiirl.FitConfig().to_dict()) - {"method", "hypergradient", "seed", "outer_iters"}
+    assert sorted(extra - named) == []

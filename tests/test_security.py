@@ -158,3 +158,20 @@ def test_experiments_stage_iterations_reach_the_long_solve():
         assert float(jnp.max(short.residual)) < 1e-5
         np.testing.assert_allclose(short.policy.learner, long.policy.learner, atol=1e-5)
         np.testing.assert_allclose(short.policy.expert, long.policy.expert, atol=1e-5)
+
+
+def test_security_page_names_every_stored_metric():
+    """docs/security.md, "Results schema": every metric a GSIIRL, MA-IRL or MARL unit stores is named there."""
+    import re
+    from pathlib import Path
+
+    from gsiirl.experiments import security
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "security.md").read_text()
+    named = set(re.findall(r"`([a-z_]+)`", page.split("## Results schema", 1)[1]))
+    run = security.make_unit_runner({"nodes": 3, "horizon": 2, "iterations": 2, "num_trajectories": 8,
+                                     "num_spsa_samples": 1})
+    stored = set()
+    for method in ("gsiirl", "ma-irl", "marl"):
+        stored |= set(run(method, 0, 1, lambda k: None))
+    assert sorted(stored - named) == []
