@@ -239,8 +239,8 @@ def reproduce(
                                                  "and reuse them in later runs and in worker processes"),
     reward_transfer: bool = typer.Option(True, "--reward-transfer/--no-reward-transfer",
                                          help="MPE and HRI: also retrain policies from scratch on the learned "
-                                              "rewards for the reward-transfer table (not in the paper; about a "
-                                              "fifth of the work); Table 1 and the figures are the same either way"),
+                                              "rewards for the reward-transfer table (not in the paper; ≈ 15 % "
+                                              "of MPE's time); Table 1 and the figures are the same either way"),
 ) -> None:
     """All experiments x methods x seeds; writes table1.md/.csv (ours beside the paper's) and Figures 2-4."""
     from gsiirl.cli.reproduce import EXPERIMENT_ORDER, reproduce as reproduce_all

@@ -238,7 +238,7 @@ def reproduce(out_dir: Path, *, quick: bool = False, experiments=EXPERIMENT_ORDE
     Every experiment's existing results are checked against this run's plan BEFORE anything runs. The
     table covers every experiment with results in ``out_dir``, also those not run by this call.
     ``reward_transfer=False`` skips the continuous experiments' retraining from scratch on the learned
-    rewards (the reward-transfer table, not the paper's; about a fifth of the full protocol's work): Table 1,
+    rewards (the reward-transfer table, not the paper's; ≈ 15 % of MPE's time): Table 1,
     the interaction table and Figures 2–4 are the same numbers either way."""
     from gsiirl.cli.main import execute_run
     from gsiirl.experiments.results_file import RESULTS_FILE
