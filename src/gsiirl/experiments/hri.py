@@ -281,16 +281,18 @@ def within_step_distances(robot: np.ndarray, human: np.ndarray, samples: int = 8
 
     Args: robot, human: ``[T+1, 2]`` positions at the step ends.
     Returns: (times ``[N]`` in steps, increasing; distances ``[N]``)."""
+    import jax
+
+    from gsiirl.games.hri import closest_approach
+
     robot, human = np.asarray(robot, float), np.asarray(human, float)
     if len(robot) < 2:
         return np.zeros(1), np.linalg.norm(robot - human, axis=1)
+    offsets, velocities, closest = map(np.asarray, jax.vmap(closest_approach)(robot[:-1], human[:-1], robot[1:],
+                                                                               human[1:]))  # [T, 2], [T, 2], [T]
     times, distances = [], []
-    for step in range(len(robot) - 1):
-        offset = robot[step] - human[step]
-        relative_velocity = (robot[step + 1] - robot[step]) - (human[step + 1] - human[step])
-        speed_sq = float(relative_velocity @ relative_velocity)
-        closest = float(np.clip(-(offset @ relative_velocity) / speed_sq, 0.0, 1.0)) if speed_sq > 0 else 0.0
-        fractions = np.union1d(np.linspace(0.0, 1.0, samples + 1), [closest])
+    for step, (offset, relative_velocity) in enumerate(zip(offsets, velocities)):
+        fractions = np.union1d(np.linspace(0.0, 1.0, samples + 1), [float(closest[step])])
         if step < len(robot) - 2:
             fractions = fractions[fractions < 1.0]  # the next step starts there
         times.append(step + fractions)

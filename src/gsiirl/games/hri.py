@@ -78,12 +78,19 @@ def velocity_table(max_speed: float, levels: int) -> jax.Array:
     return jnp.stack([vx.ravel(), vy.ravel()], axis=-1).astype(jnp.float32)
 
 
-def segment_min_distance(p0: jax.Array, q0: jax.Array, p1: jax.Array, q1: jax.Array) -> jax.Array:
-    """Minimum distance between two points moving linearly p0→p1 and q0→q1 over one step."""
+def closest_approach(p0: jax.Array, q0: jax.Array, p1: jax.Array, q1: jax.Array):
+    """Two points moving linearly p0→p1 and q0→q1 over one step ([2] each): (offset p0 − q0 [2], relative
+    velocity [2], the fraction s ∈ [0, 1] of the step at which they are closest [])."""
     offset = p0 - q0
     relative_velocity = (p1 - p0) - (q1 - q0)
     speed_sq = jnp.sum(relative_velocity**2)
     s = jnp.clip(-jnp.dot(offset, relative_velocity) / jnp.maximum(speed_sq, 1e-12), 0.0, 1.0)
+    return offset, relative_velocity, s
+
+
+def segment_min_distance(p0: jax.Array, q0: jax.Array, p1: jax.Array, q1: jax.Array) -> jax.Array:
+    """Minimum distance between two points moving linearly p0→p1 and q0→q1 over one step."""
+    offset, relative_velocity, s = closest_approach(p0, q0, p1, q1)
     return jnp.linalg.norm(offset + s * relative_velocity)
 
 
