@@ -169,3 +169,38 @@ def test_hri_human_model_study_trains_the_true_pair_as_the_marl_unit(tmp_path):
         human_model_study({"experiment": "mpe", "methods": {}}, [0], 4)
     with pytest.raises(ValueError, match="episodes: expected a positive integer"):
         human_model_study(results, [0], 0)
+
+
+def test_reward_correlation_of_the_true_weights_and_of_an_mlp_that_approximates_them(tmp_path):
+    """diagnostics/reward_correlation.py: the true linear weights track r_e and r_ld closely (their features are
+    the rewards' own, the collision indicator smoothed), −θ* gives exactly the negated correlation, and a 1-unit
+    MLP w2 · tanh(ε θ*·φ) with w2 = 1/ε (≈ θ*·φ) gives the linear one's correlation; ``main`` reads a results file
+    (the θ's of its first and last iteration) and builds the game with the file's reward models."""
+    from reward_correlation import correlations, main, random_play
+
+    from gsiirl.experiments import hri
+    from gsiirl.games.hri import true_parameters
+
+    options = {**hri.DEFAULT_OPTIONS, "horizon": 10}
+    game = hri.make_game(options)
+    data = random_play(game, 64)
+    theta_l, theta_e = (np.asarray(t, np.float32) for t in true_parameters())
+    true = correlations(game, data, theta_l, theta_e)
+    assert true["expert"] > 0.95 and true["learner"] > 0.8
+    negated = correlations(game, data, -theta_l, -theta_e)
+    assert negated["expert"] == pytest.approx(-true["expert"], abs=1e-6)
+    epsilon = 1e-3
+    mlp_game = hri.make_game({**options, "expert_reward_hidden": 1})
+    mlp_theta_e = np.concatenate([epsilon * theta_e, [0.0], [1.0 / epsilon], [0.0]]).astype(np.float32)
+    assert correlations(mlp_game, data, theta_l, mlp_theta_e)["expert"] == pytest.approx(true["expert"], abs=1e-3)
+
+    history = {**{f"theta_l_{i}": [0.0, float(v)] for i, v in enumerate(theta_l)},
+               **{f"theta_e_{i}": [float(v), float(-v)] for i, v in enumerate(theta_e)}}
+    results = {"experiment": "hri", "config": {"options": {"horizon": 10}},
+               "methods": {"gsiirl": {"seeds": {"0": history}}}}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    assert main(["--results", str(tmp_path / "results.json"), "--episodes", "64", "--out", str(tmp_path / "c.json")]) == 0
+    seed = json.loads((tmp_path / "c.json").read_text())["methods"]["gsiirl"]["seeds"]["0"]
+    assert seed["first"]["expert"] == pytest.approx(true["expert"], abs=1e-6)
+    assert seed["last"]["expert"] == pytest.approx(-true["expert"], abs=1e-6)
+    assert seed["last"]["learner"] == pytest.approx(true["learner"], abs=1e-6)

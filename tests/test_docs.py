@@ -15,6 +15,7 @@ PAGES = {
         "seed 2: match: 6 steps, 2 agents",  # the corridor's JAX port agrees with its PettingZoo twin
         "MISMATCH (step 2, agent 'robot', reward",  # a port missing r_ld is caught where it goes wrong
         "mpe2 simple_adversary: match: 10 steps, 3 agents",  # gsiirl's MPE game agrees with mpe2
+        "(33,) (33,)",  # an MLP expert model: θe and μ_e(θe) have the model's 8 · (2 + 2) + 1 parameters
     ),
 }
 

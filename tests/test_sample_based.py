@@ -36,6 +36,7 @@ def _synthetic_rollout() -> Rollout:
 
 class _Game:  # the fields feature_expectations / team_rewards read
     discount = 0.5
+    learner_feature_size, expert_feature_size = 1, 2
     learner_reward_scale = 2.0
     expert_reward_scale = 1.0
 

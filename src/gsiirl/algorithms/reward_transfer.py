@@ -27,12 +27,13 @@ class RewardTransfer:
         policy of GSIIRL/MA-IRL has followed the rewards along the outer loop, this one has not.
         ``true_learner_reward`` / ``true_expert_reward`` swap one learned reward for the true one (both:
         exactly the MARL unit), which splits a gap between the two learned rewards. ``checkpoint`` as in
-        :meth:`retrained_evaluations`. theta_l [n_l], theta_e [n_e]. Returns the same metrics as :meth:`evaluation`.
+        :meth:`retrained_evaluations`. theta_l [P_l], theta_e [P_e] (the reward models' num_params). Returns the same metrics as :meth:`evaluation`.
         """
         theta_l, theta_e = jnp.asarray(theta_l, jnp.float32), jnp.asarray(theta_e, jnp.float32)
-        if theta_l.shape != (self.game.learner_feature_size,) or theta_e.shape != (self.game.expert_feature_size,):
-            raise ValueError(f"theta_l, theta_e: expected shapes ({self.game.learner_feature_size},) and "
-                             f"({self.game.expert_feature_size},), got {theta_l.shape} and {theta_e.shape}")
+        sizes = tuple(model.num_params for model in self.reward_models)
+        if theta_l.shape != sizes[:1] or theta_e.shape != sizes[1:]:
+            raise ValueError(f"theta_l, theta_e: expected shapes ({sizes[0]},) and ({sizes[1]},) (the reward models' "
+                             f"num_params), got {theta_l.shape} and {theta_e.shape}")
         return self.retrained_evaluations(check_key(key)[None], theta_l[None], theta_e[None], iterations,
                                           true_learner_reward=true_learner_reward,
                                           true_expert_reward=true_expert_reward, checkpoint=checkpoint)[0]
@@ -40,7 +41,7 @@ class RewardTransfer:
     def retrained_evaluations(self, keys: jax.Array, thetas_l: jax.Array, thetas_e: jax.Array, iterations: int, *,
                               true_learner_reward: bool = False, true_expert_reward: bool = False,
                               checkpoint=None) -> list[dict]:
-        """:meth:`retrained_evaluation` for a seed group: keys [S, 2], thetas_l [S, n_l], thetas_e [S, n_e].
+        """:meth:`retrained_evaluation` for a seed group: keys [S, 2], thetas_l [S, P_l], thetas_e [S, P_e].
 
         ``checkpoint`` (a path or a :class:`gsiirl.algorithms.run_state.RunState`): the training is saved
         after its warm-up and every fine-tune, as a MARL run's (``run_seeds``), and continued from there
@@ -49,10 +50,10 @@ class RewardTransfer:
         keys = check_keys(keys)
         thetas_l, thetas_e = jnp.asarray(thetas_l, jnp.float32), jnp.asarray(thetas_e, jnp.float32)
         size = keys.shape[0]
-        if thetas_l.shape != (size, self.game.learner_feature_size) or \
-                thetas_e.shape != (size, self.game.expert_feature_size):
-            raise ValueError(f"thetas_l, thetas_e: expected shapes ({size}, {self.game.learner_feature_size}) and "
-                             f"({size}, {self.game.expert_feature_size}), got {thetas_l.shape} and {thetas_e.shape}")
+        sizes = tuple(model.num_params for model in self.reward_models)
+        if thetas_l.shape != (size, sizes[0]) or thetas_e.shape != (size, sizes[1]):
+            raise ValueError(f"thetas_l, thetas_e: expected shapes ({size}, {sizes[0]}) and ({size}, {sizes[1]}) "
+                             f"(the reward models' num_params), got {thetas_l.shape} and {thetas_e.shape}")
         if isinstance(iterations, bool) or int(iterations) != iterations or int(iterations) < 1:
             raise ValueError(f"iterations: expected a positive integer, got {iterations}")
         ops = self._ops(size > 1)

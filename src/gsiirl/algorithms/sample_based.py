@@ -2,7 +2,9 @@
 
 Everything the tabular back-end computes exactly is estimated here from vectorised rollouts:
 
-* μ(π) = E_π[Σ_t γ^t ∇_θ r^θ(s^t, a^t)] (linear models: ∇_θ r^θ = scale·φ) and μ̂(D) by Monte Carlo;
+* μ(π) = E_π[Σ_t γ^t ∇_θ r^θ(s^t, a^t)] (linear models: ∇_θ r^θ = scale·φ) and μ̂(D) by Monte Carlo; a rollout
+  is kept as its :func:`~gsiirl.games.continuous.gradient_statistics` (a linear model's μ itself, else the
+  sampled features), turned into μ at the current θ by :func:`~gsiirl.games.continuous.expected_gradient`;
 * f(θl, θe) = E_π[Σ_t γ^t (r_ld + r_li)] from rollouts using the *queried* r_ld values (eq. 2);
 * the policy π^{θl,θe} = MADDPG trained on (r_li + r_ld^θl, r_e^θe), warm-started from the previous
   outer iteration (a short fine-tune), and the SPSA batch of 2 + 2n perturbed pairs trained as one
@@ -36,12 +38,12 @@ from gsiirl.algorithms.seed_batch import (
     check_key, check_keys, fold_in_each, per_seed_floats, seedwise, split_each, tree_expand, tree_index,
 )
 from gsiirl.games.continuous import (
-    ContinuousGame, RewardParams, Rollout, discounted_sum, feature_expectations, rollout, validate_game,
+    ContinuousGame, RewardParams, Rollout, discounted_sum, expected_gradient, gradient_statistics, reward_models,
+    rollout, validate_game,
 )
 from gsiirl.hypergradients.spsa import spsa_hypergradient
 from gsiirl.hypergradients.types import LowerLevelEvaluation
 from gsiirl.rewards import project_to_ball
-from gsiirl.rewards.models import random_in_ball
 from gsiirl.solvers.maddpg import init_state, log_likelihood, make_policy, make_train
 from gsiirl.solvers.maddpg_reset import reset_worse_than_random
 
@@ -69,6 +71,7 @@ class SampleBasedGSIIRL(OuterLoop, RewardTransfer, PassiveMethods, CheckpointedR
         if not isinstance(config, SampleBasedConfig):
             raise TypeError(f"config: expected a SampleBasedConfig, got {type(config).__name__}")
         self.game, self.config = validate_game(game), config
+        self.reward_models = reward_models(game)  # (learner, expert): r_ld^θl, r_e^θe
         self.metrics_fn = metrics_fn or (lambda data: {})
         self._train = make_train(game, config.maddpg)
         # Few compiled functions (compiling MADDPG dominates start-up): a batched train+measure step,
@@ -82,10 +85,11 @@ class SampleBasedGSIIRL(OuterLoop, RewardTransfer, PassiveMethods, CheckpointedR
 
     # ----------------------------------------------------------------- estimators (pure, jitted)
     def _measure_impl(self, key, actor, greedy: bool, episodes: int, return_data: bool = False):
-        """Rollouts of one joint policy: μ_l, μ_e, f (discounted true learner return), metrics."""
+        """Rollouts of one joint policy: the statistics of μ_l, μ_e (:func:`gradient_statistics`; a linear
+        model's μ itself), f (discounted true learner return), metrics."""
         game = self.game
         data = rollout(key, game, make_policy(game, actor, greedy=greedy), episodes)
-        mu_l, mu_e = feature_expectations(game, data)
+        mu_l, mu_e = gradient_statistics(game, data)
         learner_true = data.learner_independent_reward + data.learner_dependent_reward
         out = dict(
             mu_l=mu_l, mu_e=mu_e,
@@ -147,23 +151,29 @@ class SampleBasedGSIIRL(OuterLoop, RewardTransfer, PassiveMethods, CheckpointedR
             states, _ = jax.vmap(self._train, in_axes=(None, None, 0))(train_key, model_state, params)
         m = jax.vmap(lambda actor: self._measure_impl(measure_key, actor, False, self.config.evaluation_episodes))(
             states.actor)
-        data_l = jnp.broadcast_to(mu_hat_l, (size,) + mu_hat_l.shape)
-        data_e = jnp.broadcast_to(mu_hat_e, (size,) + mu_hat_e.shape)
+        tree_map = jax.tree_util.tree_map
+        data_l = tree_map(lambda a: jnp.broadcast_to(a, (size,) + a.shape), mu_hat_l)
+        data_e = tree_map(lambda a: jnp.broadcast_to(a, (size,) + a.shape), mu_hat_e)
         if data_dependent:
-            data_l = data_l.at[:2].set(m["mu_l"][size:])
-            data_e = data_e.at[:2].set(m["mu_e"][size:])
+            data_l = tree_map(lambda d, a: d.at[:2].set(a[size:]), data_l, m["mu_l"])
+            data_e = tree_map(lambda d, a: d.at[:2].set(a[size:]), data_e, m["mu_e"])
+        model_l, model_e = self.reward_models
+        mu = lambda model, thetas, statistics: jax.vmap(partial(expected_gradient, model))(thetas, statistics)
+        first = lambda tree: tree_map(lambda a: a[:size], tree)
         alpha = self.config.temperature
-        return LowerLevelEvaluation(m["upper_objective"][:size], (m["mu_e"][:size] - data_e) / alpha,  # Lemma 1
-                                    (m["mu_l"][:size] - data_l) / alpha)  # Lemma 3
+        return LowerLevelEvaluation(
+            m["upper_objective"][:size],
+            (mu(model_e, thetas_e, first(m["mu_e"])) - mu(model_e, thetas_e, data_e)) / alpha,  # Lemma 1
+            (mu(model_l, thetas_l, first(m["mu_l"])) - mu(model_l, thetas_l, data_l)) / alpha)  # Lemma 3
 
     # ----------------------------------------------------------------- helpers
     def initial_parameters(self, key):
-        """Random initial (θl [n_l], θe [n_e]) with norms in [0.5, 1]·initial_radius, from one PRNG key."""
+        """Random initial (θl [P_l], θe [P_e]) with norms in [0.5, 1]·initial_radius, from one PRNG key."""
         key_l, key_e = jax.random.split(key)
         c = self.config
         r = c.radius if c.initial_radius is None else c.initial_radius
-        return (random_in_ball(key_l, self.game.learner_feature_size, r),
-                random_in_ball(key_e, self.game.expert_feature_size, r))
+        model_l, model_e = self.reward_models
+        return model_l.init(key_l, r), model_e.init(key_e, r)
 
     def evaluation(self, key, state) -> dict:
         """Reported metrics of a joint policy (greedy by default) with the TRUE rewards."""
@@ -175,8 +185,10 @@ class SampleBasedGSIIRL(OuterLoop, RewardTransfer, PassiveMethods, CheckpointedR
         return rollout(key, self.game, make_policy(self.game, state.actor, greedy=True), 1)
 
     def _inner_update(self, theta_e, mu_e, mu_hat_e):
-        """One projected gradient step of the inner loop (Algorithm 1 line 7, Lemma 1)."""
-        c = self.config
+        """One projected gradient step of the inner loop (Algorithm 1 line 7, Lemma 1); ``mu_e``, ``mu_hat_e``:
+        the model policy's and the data's :func:`gradient_statistics` (a linear model's μ itself)."""
+        c, model = self.config, self.reward_models[1]
+        mu_e, mu_hat_e = expected_gradient(model, theta_e, mu_e), expected_gradient(model, theta_e, mu_hat_e)
         gradient = (mu_e - mu_hat_e) / c.temperature + c.regularization * theta_e
         return project_to_ball(theta_e - c.inner_step_size * gradient, c.radius)
 

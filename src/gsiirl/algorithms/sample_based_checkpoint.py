@@ -3,7 +3,7 @@ the pytree structures its saved phases are rebuilt into (:mod:`gsiirl.algorithms
 
 Phases (one file holds the latest phase of a run; ``completed`` counts its finished steps):
 
-* ``"gsiirl"`` — θl [S, n_l], θe [S, n_e], the interaction and model MADDPG states [S, 2]; completed = outer
+* ``"gsiirl"`` — θl [S, P_l], θe [S, P_e] (the reward models' num_params), the interaction and model MADDPG states [S, 2]; completed = outer
   iterations done (0: the warm-up is done);
 * ``"fixed"`` — MADDPG trained on fixed rewards (MARL, and MA-IRL's demonstrations): states [S, 1] and, once
   all fine-tunes are done, their last measurement; completed = fine-tunes done (0: the warm-up is done);
@@ -20,6 +20,7 @@ import jax
 from gsiirl.algorithms.run_state import Resume, as_run_state
 from gsiirl.algorithms.seed_batch import seedwise, tree_index
 from gsiirl.io.versions import checkpoint_versions
+from gsiirl.rewards.feature_models import model_identity
 
 
 class CheckpointedRuns:
@@ -32,9 +33,11 @@ class CheckpointedRuns:
         functions and ``metrics_fn`` cannot be fingerprinted: a checkpoint is for the same game.)"""
         game = {name: value for name, value in self.game._asdict().items()
                 if isinstance(value, (int, float, str, tuple)) and not callable(value)}
-        return {"method": method, "keys": jax.device_get(keys).tolist(), "iterations": int(iterations),
-                "config": self.config, "game": game,
-                "versions": checkpoint_versions()}
+        identity = {"method": method, "keys": jax.device_get(keys).tolist(), "iterations": int(iterations),
+                    "config": self.config, "game": game, "versions": checkpoint_versions()}
+        if self.game.learner_reward_model is not None or self.game.expert_reward_model is not None:
+            identity["reward_models"] = [model_identity(model) for model in self.reward_models]
+        return identity
 
     def _resume(self, method: str, ops, keys, iterations: int, checkpoint, identity: dict | None = None) -> Resume:
         """The :class:`Resume` of a run: a fresh start without ``checkpoint`` (a path or a

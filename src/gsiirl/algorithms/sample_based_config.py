@@ -129,7 +129,7 @@ def _params(theta_l, theta_e, use_true_ld, use_true_e) -> RewardParams:
 
 
 def final_thetas(history: list[dict]) -> tuple[jax.Array, jax.Array]:
-    """(θl [n_l], θe [n_e]) recorded in the last metrics row of a GSIIRL / MA-IRL history: the rewards
+    """(θl [P_l], θe [P_e]) recorded in the last metrics row of a GSIIRL / MA-IRL history: the rewards
     whose policy that row reports (``theta_l_0…``, ``theta_e_0…``)."""
     last = history[-1] if history else {}
     theta_l = [last[f"theta_l_{i}"] for i in range(sum(k.startswith("theta_l_") for k in last))]

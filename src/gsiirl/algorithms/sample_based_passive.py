@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from gsiirl.algorithms.run_state import Resume
 from gsiirl.algorithms.sample_based_config import _params, require_finite
 from gsiirl.algorithms.seed_batch import fold_in_each, seedwise, split_each, tree_index
-from gsiirl.games.continuous import RewardParams
+from gsiirl.games.continuous import RewardParams, expected_gradient
 from gsiirl.rewards import project_to_ball
 
 
@@ -20,8 +20,8 @@ class PassiveMethods:
 
     def _true_params(self, size: int) -> RewardParams:
         """Both TRUE rewards, [size, 1] (the MARL policy)."""
-        return _params(jnp.zeros((size, 1, self.game.learner_feature_size)),
-                       jnp.zeros((size, 1, self.game.expert_feature_size)), 1.0, 1.0)
+        model_l, model_e = self.reward_models
+        return _params(jnp.zeros((size, 1, model_l.num_params)), jnp.zeros((size, 1, model_e.num_params)), 1.0, 1.0)
 
     def _run_marl(self, ops, keys, iterations, callback, resume: Resume):
         split = split_each(keys, 2)
@@ -76,5 +76,7 @@ class PassiveMethods:
     def _ma_irl_update(self, theta_l, theta_e, mu_l, mu_e, demo_mu_l, demo_mu_e):
         c = self.config
         theta_e = self._inner_update(theta_e, mu_e, demo_mu_e)  # Lemma 1
+        model = self.reward_models[0]
+        mu_l, demo_mu_l = expected_gradient(model, theta_l, mu_l), expected_gradient(model, theta_l, demo_mu_l)
         grad_l = (mu_l - demo_mu_l) / c.temperature + c.regularization * theta_l  # Lemma 3
         return project_to_ball(theta_l - c.inner_step_size * grad_l, c.radius), theta_e

@@ -24,7 +24,9 @@ Adapting a simulator (e.g. simple_adversary from JaxMARL/mpe2) to the protocol:
       ``learner_dependent_reward`` (the queried oracle r_ld: GSIIRL only ever reads its values),
       ``expert_reward`` (the hidden true r_e: used only to simulate the expert and for metrics).
     * ``learner_features`` -> [learner_feature_size] and ``expert_features`` -> [expert_feature_size]:
-      the features φ of the linear reward models ``r_ld^θl = scale_l φ_l·θl``, ``r_e^θe = scale_e φ_e·θe``.
+      the features φ of the reward models, linear by default (``r_ld^θl = scale_l φ_l·θl``,
+      ``r_e^θe = scale_e φ_e·θe``); ``learner_reward_model`` / ``expert_reward_model`` replace them with any
+      model of :mod:`gsiirl.rewards.feature_models` over the same features (e.g. an MLP).
 
 :func:`validate_game` checks all of this by tracing each function once (abstractly: no compilation).
 
@@ -40,6 +42,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gsiirl.games.continuous_rewards import (  # noqa: F401  (re-exported: part of this module's API)
+    FeatureSample, discounted_sum, expected_gradient, feature_expectations, gradient_statistics, modelled_rewards,
+    reward_models, team_rewards,
+)
 from gsiirl.validation import check_count, is_finite_real_scalar, is_integer
 
 State = Any
@@ -69,6 +75,9 @@ class ContinuousGame(NamedTuple):
     expert_features: RewardFn
     learner_reward_scale: float = 1.0
     expert_reward_scale: float = 1.0
+    # None: the linear model scale · φ·θ; else a gsiirl.rewards.feature_models model over the same φ
+    learner_reward_model: Any = None
+    expert_reward_model: Any = None
 
     @property
     def num_agents(self) -> int:
@@ -127,6 +136,21 @@ def _check_constants(game: ContinuousGame) -> None:
         scale = getattr(game, name)  # r^θ = scale · φ·θ: NaN, inf or 0 would make the model meaningless
         if not (is_finite_real_scalar(scale) and float(scale) != 0):
             raise ValueError(f"{name}: expected a finite nonzero number, got {scale!r}")
+    for team in ("learner", "expert"):
+        model = getattr(game, f"{team}_reward_model")
+        if model is None:
+            continue
+        field = f"{team}_reward_model"
+        if not (is_integer(getattr(model, "num_params", None)) and model.num_params >= 1):
+            raise ValueError(f"{field}: expected a model with num_params (an integer >= 1), "
+                             f"got {getattr(model, 'num_params', None)!r}")
+        for method in ("reward", "init"):
+            if not callable(getattr(model, method, None)):
+                raise ValueError(f"{field}: expected a model with a {method}() method "
+                                 f"(gsiirl.rewards.feature_models), got {type(model).__name__}")
+        if float(getattr(game, f"{team}_reward_scale")) != 1.0:  # one scale, the model's own
+            raise ValueError(f"{team}_reward_scale: expected 1.0 when {field} is set (the model carries its own "
+                             f"scale), got {getattr(game, f'{team}_reward_scale')!r}")
 
 
 def _trace(name: str, inputs: str, function: Callable, *args):
@@ -207,17 +231,25 @@ def _check_functions(game: ContinuousGame) -> None:
                        ("expert_features", game.expert_feature_size)):
         _check_array(name, _trace(name, on_transition, getattr(game, name), *arguments), (size,),
                      f" from {name[:-len('features')]}feature_size")
+    for team, model, size in zip(("learner", "expert"), reward_models(game),
+                                 (game.learner_feature_size, game.expert_feature_size)):
+        theta = jax.ShapeDtypeStruct((model.num_params,), jnp.float32)
+        features = jax.ShapeDtypeStruct((size,), jnp.float32)
+        _check_array(f"{team}_reward_model: reward", _trace(
+            f"{team}_reward_model: reward", f"(theta float32[{model.num_params}], {team}_features float32[{size}])",
+            model.reward, theta, features), ())
 
 
 class RewardParams(NamedTuple):
     """Which rewards the two teams are trained on (a pytree, vmappable over a batch).
 
-    learner reward = r_li + use_true_ld * r_ld + (1 - use_true_ld) * scale_l φ_l·θl
-    expert  reward = use_true_e * r_e + (1 - use_true_e) * scale_e φ_e·θe
+    learner reward = r_li + use_true_ld * r_ld + (1 - use_true_ld) * r_ld^θl(φ_l)
+    expert  reward = use_true_e * r_e + (1 - use_true_e) * r_e^θe(φ_e)
+    (linear models by default: r^θ(φ) = scale · φ·θ; :func:`reward_models`)
     """
 
-    theta_l: jax.Array  # [d_l]
-    theta_e: jax.Array  # [d_e]
+    theta_l: jax.Array  # [P_l] (P = the model's num_params; the feature size for the linear default)
+    theta_e: jax.Array  # [P_e]
     use_true_ld: jax.Array  # [] float in {0, 1}
     use_true_e: jax.Array  # [] float in {0, 1}
 
@@ -277,16 +309,6 @@ def non_finite_outputs(key: jax.Array, game: ContinuousGame, num_episodes: int =
             episode, step = (int(i) for i in np.argwhere(bad)[0])
             found.append(f"{name} (first at episode {episode}, step {step})")
     return found
-
-
-def team_rewards(game: ContinuousGame, rollout: Rollout, params: RewardParams) -> jax.Array:
-    """Per-step rewards of the two teams under ``params``: [N, T, 2] (learner, expert)."""
-    modelled_ld = game.learner_reward_scale * rollout.learner_features @ params.theta_l
-    modelled_e = game.expert_reward_scale * rollout.expert_features @ params.theta_e
-    learner = rollout.learner_independent_reward + params.use_true_ld * rollout.learner_dependent_reward
-    learner = learner + (1.0 - params.use_true_ld) * modelled_ld
-    expert = params.use_true_e * rollout.expert_reward + (1.0 - params.use_true_e) * modelled_e
-    return jnp.stack([learner, expert], axis=-1)
 
 
 def pad_observations(game: ContinuousGame, state: State) -> jax.Array:
@@ -361,21 +383,3 @@ def rollout(
     for name in ("learner_features", "expert_features"):
         masked[name] = outs[name] * mask[..., None]
     return Rollout(global_trajectory=trajectory, **masked)
-
-
-def discounted_sum(values: jax.Array, discount: float) -> jax.Array:
-    """Σ_t γ^t values[:, t, ...] for values [N, T, ...]: returns [N, ...]."""
-    horizon = values.shape[1]
-    weights = discount ** jnp.arange(horizon, dtype=values.dtype)
-    return jnp.tensordot(weights, jnp.moveaxis(values, 1, 0), axes=(0, 0))
-
-
-def feature_expectations(game: ContinuousGame, data: Rollout) -> tuple[jax.Array, jax.Array]:
-    """Monte-Carlo μ_l, μ_e = scale · mean over episodes of Σ_t γ^t φ(s^t, a^t): ([d_l], [d_e]).
-
-    For linear models ∇_θ r^θ = scale · φ, so μ = E[Σ_t γ^t ∇_θ r^θ] includes the game's
-    ``learner_reward_scale`` / ``expert_reward_scale``.
-    """
-    mu_l = jnp.mean(discounted_sum(data.learner_features, game.discount), axis=0)
-    mu_e = jnp.mean(discounted_sum(data.expert_features, game.discount), axis=0)
-    return mu_l * game.learner_reward_scale, mu_e * game.expert_reward_scale

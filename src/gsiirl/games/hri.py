@@ -38,6 +38,8 @@ import jax.numpy as jnp
 
 from gsiirl.games.continuous import ContinuousGame, validate_game
 
+NUM_FEATURES = 3  # φ_l and φ_e each have 3 entries (see above)
+
 HRI_DEFAULTS = dict(
     horizon=25,
     discount=0.95,
@@ -206,8 +208,8 @@ def make_hri_game(options: dict | None = None) -> ContinuousGame:
             state_size=6,
             horizon=int(opts["horizon"]),
             discount=float(opts["discount"]),
-            learner_feature_size=3,
-            expert_feature_size=3,
+            learner_feature_size=NUM_FEATURES,
+            expert_feature_size=NUM_FEATURES,
             reset=reset,
             step=step,
             observations=observations,

@@ -72,7 +72,8 @@ def _model_array(name: str, value, layout: str) -> np.ndarray:
     return converted
 
 
-def _check_scale(scale) -> float:
+def check_scale(scale) -> float:
+    """``scale`` as a float, or ValueError naming it (NaN, inf or a non-number)."""
     if not is_finite_real_scalar(scale):
         raise ValueError(f"scale: expected a finite number, got {scale!r}")
     return float(scale)
@@ -82,6 +83,28 @@ def one_hot_features(joint_shape: tuple[int, int, int]) -> np.ndarray:
     """One-hot features over the table: [S, A_l, A_e, S*A_l*A_e] (the default linear model)."""
     size = int(np.prod(joint_shape))
     return np.eye(size, dtype=np.float32).reshape(tuple(joint_shape) + (size,))
+
+
+def check_hidden(hidden) -> int:
+    """The hidden width of an MLP reward as an int, or ValueError naming ``hidden``."""
+    if isinstance(hidden, bool) or not isinstance(hidden, (int, np.integer)) or hidden < 1:
+        raise ValueError(f"hidden: expected a positive integer, got {hidden!r}")
+    return int(hidden)
+
+
+def mlp_forward(theta: jax.Array, inputs: jax.Array, hidden: int, num_inputs: int) -> jax.Array:
+    """``w2 · tanh(W1 x + b1) + b2`` over the last axis of inputs [..., num_inputs] -> [...].
+
+    θ [hidden·(num_inputs + 2) + 1] is the flat concatenation of (W1 [hidden, num_inputs], b1 [hidden],
+    w2 [hidden], b2 []).
+    """
+    h, n = hidden, num_inputs
+    weights1 = theta[: h * n].reshape(h, n)
+    bias1 = theta[h * n : h * n + h]
+    weights2 = theta[h * n + h : h * n + 2 * h]
+    bias2 = theta[-1]
+    activations = jnp.tanh(jnp.tensordot(inputs, weights1, axes=([-1], [1])) + bias1)
+    return jnp.tensordot(activations, weights2, axes=([-1], [0])) + bias2
 
 
 @jax.tree_util.register_pytree_node_class
@@ -98,7 +121,7 @@ class LinearReward(PytreeModel):
     def __init__(self, features, scale: float = 1.0) -> None:
         array = _model_array("features", features, "[S, A_l, A_e, d]")
         self.features = jnp.asarray(array, dtype=jnp.result_type(float))
-        self.scale = _check_scale(scale)
+        self.scale = check_scale(scale)
         if array.shape[-1] < 1:  # no parameter: nothing could be learned
             raise ValueError(f"features: expected at least one feature (d >= 1), got shape {array.shape}")
         self.num_params = int(array.shape[-1])
@@ -124,28 +147,16 @@ class MLPReward(PytreeModel):
 
     def __init__(self, inputs, hidden: int = 16, scale: float = 1.0) -> None:
         array = _model_array("inputs", inputs, "[S, A_l, A_e, n_in]")
-        if isinstance(hidden, bool) or not isinstance(hidden, (int, np.integer)) or hidden < 1:
-            raise ValueError(f"hidden: expected a positive integer, got {hidden!r}")
+        self.hidden = check_hidden(hidden)
         self.inputs = jnp.asarray(array, dtype=jnp.result_type(float))
-        self.hidden = int(hidden)
         self.num_inputs = int(array.shape[-1])
-        self.scale = _check_scale(scale)
+        self.scale = check_scale(scale)
         self.num_params = self.hidden * self.num_inputs + 2 * self.hidden + 1
         self.joint_shape = tuple(int(n) for n in array.shape[:3])
 
-    def _unpack(self, theta: jax.Array):
-        h, n = self.hidden, self.num_inputs
-        weights1 = theta[: h * n].reshape(h, n)
-        bias1 = theta[h * n : h * n + h]
-        weights2 = theta[h * n + h : h * n + 2 * h]
-        bias2 = theta[-1]
-        return weights1, bias1, weights2, bias2
-
     def table(self, theta: jax.Array) -> jax.Array:
         """θ [num_params] -> reward table [S, A_l, A_e]."""
-        weights1, bias1, weights2, bias2 = self._unpack(theta)
-        hidden = jnp.tanh(jnp.tensordot(self.inputs, weights1, axes=([3], [1])) + bias1)
-        return self.scale * (jnp.tensordot(hidden, weights2, axes=([3], [0])) + bias2)
+        return self.scale * mlp_forward(theta, self.inputs, self.hidden, self.num_inputs)
 
     def init(self, key: jax.Array, radius: float = 1.0) -> jax.Array:
         return random_in_ball(key, self.num_params, radius)
