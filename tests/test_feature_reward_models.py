@@ -198,19 +198,21 @@ def test_model_sizes_bad_arguments():
 @pytest.fixture(scope="module")
 def mlp_backend(tiny_hri_backend):
     linear = tiny_hri_backend(reset_worse_than_random=True)
-    game = linear.game._replace(expert_reward_model=MLPFeatureReward(3, hidden=4))
+    game = linear.game._replace(learner_reward_model=MLPFeatureReward(3, hidden=2),
+                                expert_reward_model=MLPFeatureReward(3, hidden=4))
     return SampleBasedGSIIRL(game, linear.config)
 
 
-def test_gsiirl_and_ma_irl_run_with_an_mlp_expert_reward(mlp_backend, tmp_path):
+def test_gsiirl_and_ma_irl_run_with_mlp_rewards(mlp_backend, tmp_path):
     size = mlp_backend.reward_models[1].num_params
-    assert size == 21
+    assert size == 21 and mlp_backend.reward_models[0].num_params == 11
     histories, _ = mlp_backend.run_seeds("gsiirl", jnp.stack([jax.random.PRNGKey(1), jax.random.PRNGKey(2)]), 2,
                                          checkpoint=tmp_path / "run")
     for history in histories:
         for row in history:
             theta_e = [row[f"theta_e_{i}"] for i in range(size)]
             assert f"theta_e_{size}" not in row and all(math.isfinite(v) for v in row.values())
+            assert "theta_l_10" in row and "theta_l_11" not in row
             assert np.linalg.norm(theta_e) <= 1.0 + 1e-6
     # θe moves: the inner loop's Monte-Carlo gradient of the MLP is not zero
     first, last = histories[0][0], histories[0][-1]
@@ -223,7 +225,7 @@ def test_gsiirl_and_ma_irl_run_with_an_mlp_expert_reward(mlp_backend, tmp_path):
                         checkpoint=tmp_path / "run")
     history, _ = mlp_backend.run("ma-irl", jax.random.PRNGKey(3), 2)
     assert all(math.isfinite(v) for row in history for v in row.values()) and f"theta_e_{size - 1}" in history[-1]
-    with pytest.raises(ValueError, match=r"theta_l, theta_e: expected shapes \(3,\) and \(21,\)"):
+    with pytest.raises(ValueError, match=r"theta_l, theta_e: expected shapes \(11,\) and \(21,\)"):
         mlp_backend.retrained_evaluation(jax.random.PRNGKey(0), jnp.zeros(3), jnp.zeros(3), 1)
 
 
@@ -238,7 +240,7 @@ def test_spsa_batch_differentiates_the_data_at_each_members_own_theta(mlp_backen
     model_e = backend.reward_models[1]
     key = jax.random.PRNGKey(0)
     model_state = jax.tree_util.tree_map(lambda a: a[0], backend._init_states(key, 1))
-    thetas_l = jnp.zeros((4, 3))
+    thetas_l = jax.random.normal(jax.random.PRNGKey(2), (4, backend.reward_models[0].num_params)) * 0.3
     thetas_e = jax.random.normal(jax.random.PRNGKey(1), (4, model_e.num_params)) * 0.3
     data = [gradient_statistics(backend.game, DATA._replace(
         learner_features=jnp.asarray(RNG.normal(size=(2, 3, 3))) * ALIVE[..., None],
@@ -250,10 +252,12 @@ def test_spsa_batch_differentiates_the_data_at_each_members_own_theta(mlp_backen
                     - expected_gradient(model_e, thetas_e[i], data[1][1])) / 2.0
         np.testing.assert_allclose(rows[0].expert_loss_gradient[i] - rows[1].expert_loss_gradient[i], by_hand,
                                    atol=1e-9)
-    # the learner's model is linear here: its data part is θ-free, the same difference in every row
-    linear_difference = -(data[0][0] - data[1][0]) / 2.0
-    np.testing.assert_allclose(rows[0].learner_loss_gradient - rows[1].learner_loss_gradient,
-                               np.broadcast_to(linear_difference, (4, 3)), atol=1e-9)
+        by_hand_l = -(expected_gradient(backend.reward_models[0], thetas_l[i], data[0][0])
+                      - expected_gradient(backend.reward_models[0], thetas_l[i], data[1][0])) / 2.0
+        np.testing.assert_allclose(rows[0].learner_loss_gradient[i] - rows[1].learner_loss_gradient[i], by_hand_l,
+                                   atol=1e-9)
+    assert not np.allclose(rows[0].expert_loss_gradient[0] - rows[1].expert_loss_gradient[0],
+                           rows[0].expert_loss_gradient[3] - rows[1].expert_loss_gradient[3])  # θ-dependent
 
 
 def test_hri_options_choose_the_reward_models_by_name():
