@@ -272,3 +272,15 @@ def test_hri_options_choose_the_reward_models_by_name():
     for bad in (0, 2.5, True, "16"):
         with pytest.raises(ValueError, match=r"option expert_reward_hidden: expected null \(the linear model\)"):
             hri.check_options({**hri.DEFAULT_OPTIONS, "expert_reward_hidden": bad})
+
+
+def test_mpe_options_choose_the_reward_models_by_name():
+    from gsiirl.experiments import mpe
+
+    options = {**mpe.DEFAULT_OPTIONS, "learner_reward_hidden": 4, "feature_scale": 2.0}
+    backend = mpe.make_backend(options)
+    model_l, model_e = backend.reward_models
+    assert isinstance(model_l, MLPFeatureReward) and model_l.num_params == 4 * (6 + 2) + 1 and model_l.scale == 2.0
+    assert isinstance(model_e, LinearFeatureReward) and model_e.scale == 2.0 and backend.game.learner_reward_scale == 1.0
+    with pytest.raises(ValueError, match=r"option learner_reward_hidden: expected null"):
+        mpe.check_options({**mpe.DEFAULT_OPTIONS, "learner_reward_hidden": -1})

@@ -64,17 +64,15 @@ ALGORITHM_OPTIONS = {
     "reset_worse_than_random": False,
     "seed_batch": 5,  # seeds vmapped together as one batch (groups [g·B, (g+1)·B); docs/hri.md)
     "retrain_evaluation": True,  # also score a policy retrained from scratch on the final learned rewards (docs/hri.md)
-    # reward models over the game's 3 features: None = linear (scale · φ·θ, the paper's); an integer k = a tanh MLP
-    # with k hidden units (gsiirl.rewards.feature_models.MLPFeatureReward; docs/hri.md, "Session 34")
-    "learner_reward_hidden": None,
-    "expert_reward_hidden": None,
+    # reward models over the game's 3 features: None = linear; k = a tanh MLP with k hidden units (docs/hri.md,
+    # "Session 34")
+    **sample_units.REWARD_MODEL_OPTIONS,
     "sample_robot_start": [0.0, -0.4],  # Figure 3 (e): a start where the two paths cross
     "sample_human_start": [0.45, 0.0],
 }
 # resuming results files older than an option: the value they were made with
 OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "critic_input": "joint",
-                              "hessian_regularization": None, "learner_reward_hidden": None,
-                              "expert_reward_hidden": None}
+                              "hessian_regularization": None}
 DEFAULT_OPTIONS = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in HRI_DEFAULTS.items()},
                    **ALGORITHM_OPTIONS}
 
@@ -106,27 +104,7 @@ def make_game(options: dict):
     """The HRI game of a full option dict (:data:`DEFAULT_OPTIONS` merged with a run's), with its reward models."""
     from gsiirl.games.hri import make_hri_game
 
-    return make_hri_game({k: options[k] for k in HRI_DEFAULTS})._replace(**_reward_models(options))
-
-
-def _reward_models(o: dict) -> dict:
-    """The game's ``*_reward_model`` (and ``*_reward_scale``) fields from options ``*_reward_hidden`` (None: the
-    linear default) and ``*_reward_scale``."""
-    from gsiirl.games.hri import NUM_FEATURES
-    from gsiirl.rewards.feature_models import MLPFeatureReward
-
-    models = {}
-    for team in ("learner", "expert"):
-        hidden = o[f"{team}_reward_hidden"]
-        if hidden is None:
-            continue
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-            raise ValueError(f"option {team}_reward_hidden: expected null (the linear model) or a positive integer "
-                             f"(an MLP's hidden units), got {hidden!r}")
-        # the model carries the option's scale (the game's own must then be 1)
-        models[f"{team}_reward_model"] = MLPFeatureReward(NUM_FEATURES, hidden=hidden, scale=o[f"{team}_reward_scale"])
-        models[f"{team}_reward_scale"] = 1.0
-    return models
+    return sample_units.with_reward_models(make_hri_game({k: options[k] for k in HRI_DEFAULTS}), options)
 
 
 def _sample_based_config(o: dict):
@@ -158,7 +136,7 @@ def _sample_based_config(o: dict):
 def check_options(options: dict) -> None:
     """The runner calls it before any unit runs, whatever the backend: the algorithm's configuration is
     built (and validated) without building the game or compiling anything."""
-    _reward_models(options)
+    sample_units.check_reward_hidden(options)
     try:
         _sample_based_config(options)
     except ValueError as error:  # name the option the user typed, not the config field it feeds

@@ -64,6 +64,9 @@ DEFAULT_OPTIONS: dict = {
     "reset_worse_than_random": True,
     "seed_batch": 1,  # seeds vmapped together; 1 here: MADDPG on MPE is compute-bound (docs/results.md)
     "retrain_evaluation": True,  # also score a policy retrained from scratch on the final learned rewards (docs/mpe.md)
+    # reward models over the features: None = linear (the paper's); k = a tanh MLP with k hidden units, scaled by
+    # feature_scale (docs/simulators.md §1.1)
+    **sample_units.REWARD_MODEL_OPTIONS,
 }
 
 METRICS = ("learner_return", "expert_return")
@@ -84,6 +87,7 @@ def _check_options(options: dict) -> None:
                  "perturbation_scale"):
         if not float(options[name]) > 0:
             raise ValueError(f"{name}: expected a positive number, got {options[name]!r}")
+    sample_units.check_reward_hidden(options)
 
 
 check_options = _check_options  # the runner calls it before any unit runs, whatever the backend
@@ -128,7 +132,7 @@ def make_backend(options: dict):
         cross_term=str(options["cross_term"]),
         reset_worse_than_random=bool(options["reset_worse_than_random"]),
     )
-    return SampleBasedGSIIRL(game, config)
+    return SampleBasedGSIIRL(sample_units.with_reward_models(game, options), config)
 
 
 _UNIT_ONLY_OPTIONS = ("retrain_evaluation", "seed_batch")  # read by the unit runner, not by the compiled back-end

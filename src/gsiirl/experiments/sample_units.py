@@ -10,8 +10,38 @@ from __future__ import annotations
 
 from typing import Callable
 
-# Results files written before an option existed: ``seed_batch`` — one seed at a time; no reset check.
-OPTION_VALUES_BEFORE_ADDED = {"seed_batch": 1, "reset_worse_than_random": False}
+# Results files written before an option existed: ``seed_batch`` — one seed at a time; no reset check; the
+# linear reward models.
+OPTION_VALUES_BEFORE_ADDED = {"seed_batch": 1, "reset_worse_than_random": False, "learner_reward_hidden": None,
+                              "expert_reward_hidden": None}
+# the options choosing the reward models: None = linear (scale · φ·θ, the paper's); an integer k = a tanh MLP with
+# k hidden units over the same features (gsiirl.rewards.feature_models.MLPFeatureReward)
+REWARD_MODEL_OPTIONS = {"learner_reward_hidden": None, "expert_reward_hidden": None}
+
+
+def check_reward_hidden(options: dict) -> None:
+    """ValueError naming ``*_reward_hidden`` unless each is null or a positive integer."""
+    for name in REWARD_MODEL_OPTIONS:
+        hidden = options[name]
+        if hidden is not None and (isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1):
+            raise ValueError(f"option {name}: expected null (the linear model) or a positive integer "
+                             f"(an MLP's hidden units), got {hidden!r}")
+
+
+def with_reward_models(game, options: dict):
+    """``game`` with the reward models of options ``*_reward_hidden``: an MLP over the team's features scaled by
+    the game's ``*_reward_scale`` (which then becomes 1: the model carries it); unchanged for null (linear)."""
+    from gsiirl.rewards.feature_models import MLPFeatureReward
+
+    check_reward_hidden(options)
+    fields = {}
+    for team in ("learner", "expert"):
+        hidden = options[f"{team}_reward_hidden"]
+        if hidden is not None:
+            fields[f"{team}_reward_model"] = MLPFeatureReward(
+                getattr(game, f"{team}_feature_size"), hidden=hidden, scale=getattr(game, f"{team}_reward_scale"))
+            fields[f"{team}_reward_scale"] = 1.0
+    return game._replace(**fields)
 
 
 def check_seed_batch(options: dict) -> int:
