@@ -114,6 +114,10 @@ def human_model_study(results: dict, seeds: list[int], episodes: int,
         raise ValueError(f"seeds: {missing} have no gsiirl unit in the results file (it has {sorted(units, key=int)})")
     options = merge_options(hri.DEFAULT_OPTIONS, results["config"]["options"] | {"evaluation_episodes": episodes})
     iterations = int(results["config"]["iterations"])
+    nonlinear = [name for name in ("learner_reward_hidden", "expert_reward_hidden") if options[name] is not None]
+    if nonlinear:  # θe* = the true linear weights: no MLP parameters to swap in
+        raise ValueError(f"results: expected the linear reward models (this study swaps the learned θ's for the "
+                         f"true linear weights), the file has {', '.join(f'{n}={options[n]}' for n in nonlinear)}")
     algorithm = hri._build(hri._freeze(options))[1]
     truth = np.asarray(true_parameters({k: options[k] for k in HRI_DEFAULTS})[1], np.float64)
     study: dict[int, dict] = {}

@@ -186,6 +186,32 @@ def test_a_model_whose_reward_is_not_a_scalar_is_refused():
         validate_game(make_hri_game({"horizon": 5})._replace(expert_reward_model=Vector()))
 
 
+def test_a_model_for_one_step_only_or_with_a_wrong_init_is_refused_by_name():
+    """The back-end calls reward on features [N, T, d] and init(key, radius) for θ [num_params]: a model that
+    only handles one step (jnp.dot(θ, φ)) or whose init has another size fails in validate_game, by name."""
+
+    class OneStep:
+        num_params = 3
+
+        def reward(self, theta, features):
+            return jnp.dot(theta, features)
+
+        def init(self, key, radius=1.0):
+            return jnp.zeros(3)
+
+    class WrongInit(OneStep):
+        def reward(self, theta, features):
+            return features @ theta
+
+        def init(self, key, radius=1.0):
+            return jnp.zeros(4)
+
+    with pytest.raises(ValueError, match=r"expert_reward_model: reward: failed when traced on .*float32\[2, 4, 3\]"):
+        validate_game(make_hri_game({"horizon": 5})._replace(expert_reward_model=OneStep()))
+    with pytest.raises(ValueError, match=r"learner_reward_model: init: expected shape \(3,\) from num_params"):
+        validate_game(make_hri_game({"horizon": 5})._replace(learner_reward_model=WrongInit()))
+
+
 def test_model_sizes_bad_arguments():
     with pytest.raises(ValueError, match="hidden: expected a positive integer"):
         MLPFeatureReward(3, hidden=0)
@@ -258,6 +284,34 @@ def test_spsa_batch_differentiates_the_data_at_each_members_own_theta(mlp_backen
                                    atol=1e-9)
     assert not np.allclose(rows[0].expert_loss_gradient[0] - rows[1].expert_loss_gradient[0],
                            rows[0].expert_loss_gradient[3] - rows[1].expert_loss_gradient[3])  # θ-dependent
+
+
+def test_spsa_rows_of_both_parts_at_each_members_own_theta_with_data_dependent_rows(mlp_backend):
+    """Training stubbed to keep the start state: every member (and both interaction members) then has the same
+    policy, so its rollouts give the same statistics S (same measure key). Row i of ∇θe L must be
+    (μ_e(θe_i; S) − μ̂_e(θe_i; D)) / α — the members' part at each θe_i too, which the two-data-set test cannot
+    see (it cancels there) — and rows 0/1, whose data are the interaction members' S, exactly 0. D has another
+    number of episodes than the members' rollouts (data_episodes != evaluation_episodes)."""
+    from dataclasses import replace
+
+    backend = SampleBasedGSIIRL(mlp_backend.game, replace(mlp_backend.config, cross_term="data_dependent",
+                                                           temperature=2.0, evaluation_episodes=6))
+    backend._train = lambda key, state, params: (state, None)
+    model_l, model_e = backend.reward_models
+    key = jax.random.PRNGKey(0)
+    model_state = jax.tree_util.tree_map(lambda a: a[0], backend._init_states(key, 1))
+    thetas_l = jax.random.normal(jax.random.PRNGKey(2), (4, model_l.num_params)) * 0.3
+    thetas_e = jax.random.normal(jax.random.PRNGKey(1), (4, model_e.num_params)) * 0.3
+    data = gradient_statistics(backend.game, rollout(jax.random.PRNGKey(5), backend.game,
+                                                     make_policy(backend.game, model_state.actor), 8))
+    rows = backend._spsa_batch_impl(key, model_state, model_state, thetas_l, thetas_e, *data)
+    same = backend._measure_impl(jax.random.split(key)[1], model_state.actor, False, 6)
+    for i in range(4):
+        for model, theta, team, got, d in ((model_e, thetas_e[i], "mu_e", rows.expert_loss_gradient[i], data[1]),
+                                           (model_l, thetas_l[i], "mu_l", rows.learner_loss_gradient[i], data[0])):
+            own = expected_gradient(model, theta, same[team])
+            expected = np.zeros_like(own) if i < 2 else (own - expected_gradient(model, theta, d)) / 2.0
+            np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
 def test_hri_options_choose_the_reward_models_by_name():

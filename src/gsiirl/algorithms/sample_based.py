@@ -151,20 +151,24 @@ class SampleBasedGSIIRL(OuterLoop, RewardTransfer, PassiveMethods, CheckpointedR
             states, _ = jax.vmap(self._train, in_axes=(None, None, 0))(train_key, model_state, params)
         m = jax.vmap(lambda actor: self._measure_impl(measure_key, actor, False, self.config.evaluation_episodes))(
             states.actor)
-        tree_map = jax.tree_util.tree_map
-        data_l = tree_map(lambda a: jnp.broadcast_to(a, (size,) + a.shape), mu_hat_l)
-        data_e = tree_map(lambda a: jnp.broadcast_to(a, (size,) + a.shape), mu_hat_e)
-        if data_dependent:
-            data_l = tree_map(lambda d, a: d.at[:2].set(a[size:]), data_l, m["mu_l"])
-            data_e = tree_map(lambda d, a: d.at[:2].set(a[size:]), data_e, m["mu_e"])
-        model_l, model_e = self.reward_models
-        mu = lambda model, thetas, statistics: jax.vmap(partial(expected_gradient, model))(thetas, statistics)
-        first = lambda tree: tree_map(lambda a: a[:size], tree)
+        rows = lambda tree, part: jax.tree_util.tree_map(lambda a: a[part], tree)
         alpha = self.config.temperature
-        return LowerLevelEvaluation(
-            m["upper_objective"][:size],
-            (mu(model_e, thetas_e, first(m["mu_e"])) - mu(model_e, thetas_e, data_e)) / alpha,  # Lemma 1
-            (mu(model_l, thetas_l, first(m["mu_l"])) - mu(model_l, thetas_l, data_l)) / alpha)  # Lemma 3
+
+        def gradient(model, thetas, team, mu_hat):
+            """Rows (μ(θ_i) − μ̂(θ_i)) of one team, each at the member's own θ_i: the member's rollouts, and the
+            fixed data D(θl) or, data-dependent, rows 0/1's interaction members D(θl ± pΔl). The statistics
+            are not written into one array: a FeatureSample of D has data_episodes rows, a member's
+            evaluation_episodes."""
+            at_own_theta = jax.vmap(partial(expected_gradient, model))
+            data = jax.vmap(partial(expected_gradient, model), in_axes=(0, None))(thetas, mu_hat)
+            if data_dependent:
+                data = data.at[:2].set(at_own_theta(thetas[:2], rows(m[team], slice(size, None))))
+            return (at_own_theta(thetas, rows(m[team], slice(None, size))) - data) / alpha
+
+        model_l, model_e = self.reward_models
+        return LowerLevelEvaluation(m["upper_objective"][:size],
+                                    gradient(model_e, thetas_e, "mu_e", mu_hat_e),  # Lemma 1
+                                    gradient(model_l, thetas_l, "mu_l", mu_hat_l))  # Lemma 3
 
     # ----------------------------------------------------------------- helpers
     def initial_parameters(self, key):

@@ -234,10 +234,18 @@ def _check_functions(game: ContinuousGame) -> None:
     for team, model, size in zip(("learner", "expert"), reward_models(game),
                                  (game.learner_feature_size, game.expert_feature_size)):
         theta = jax.ShapeDtypeStruct((model.num_params,), jnp.float32)
-        features = jax.ShapeDtypeStruct((size,), jnp.float32)
-        _check_array(f"{team}_reward_model: reward", _trace(
-            f"{team}_reward_model: reward", f"(theta float32[{model.num_params}], {team}_features float32[{size}])",
-            model.reward, theta, features), ())
+        # one step and, as the back-end calls it, episodes of steps [N, T, d] -> [N, T] (T != d: a model
+        # written for one step only, e.g. jnp.dot(theta, features), must not pass by coincidence)
+        for batch in ((), (2, size + 1)):
+            features = jax.ShapeDtypeStruct(batch + (size,), jnp.float32)
+            where = f"{team}_reward_model: reward"
+            _check_array(where, _trace(where, f"(theta float32[{model.num_params}], {team}_features "
+                                              f"float32{list(batch + (size,))})", model.reward, theta, features),
+                         batch, " (one modelled reward per step: features [..., d] -> [...])")
+        where = f"{team}_reward_model: init"
+        _check_array(where, _trace(where, "(a PRNG key uint32[2], radius 1.0)",
+                                   lambda k: model.init(k, 1.0), key),
+                     (model.num_params,), " from num_params")
 
 
 class RewardParams(NamedTuple):

@@ -86,8 +86,9 @@ def model_identity(model) -> str:
 
 
 def is_linear(model) -> bool:
-    """True for :class:`LinearFeatureReward`, whose ∇_θ r^θ = scale·φ does not depend on θ."""
-    return isinstance(model, LinearFeatureReward)
+    """True for :class:`LinearFeatureReward` itself, whose ∇_θ r^θ = scale·φ does not depend on θ (not for a
+    subclass: it may override ``reward``, and would then get the linear shortcut's μ and no ``alive`` mask)."""
+    return type(model) is LinearFeatureReward
 
 
 __all__ = ["FeatureRewardModel", "LinearFeatureReward", "MLPFeatureReward", "is_linear", "model_identity"]
