@@ -38,14 +38,9 @@ def random_play(game, episodes: int, seed: int = 0):
     """The steps of ``episodes`` episodes of uniformly random play: a Rollout."""
     import jax
 
-    from gsiirl.games.continuous import rollout
+    from gsiirl.games import continuous
 
-    limits = jax.numpy.asarray(game.num_actions)
-
-    def uniform(key, observations):
-        return jax.random.randint(key, (observations.shape[0],), 0, limits).astype(jax.numpy.int32)
-
-    return jax.jit(lambda key: rollout(key, game, uniform, episodes))(jax.random.PRNGKey(seed))
+    return continuous.random_play(jax.random.PRNGKey(seed), game, episodes)
 
 
 def correlations(game, data, theta_l: np.ndarray, theta_e: np.ndarray) -> dict[str, float]:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-# Results files written before an option existed: ``seed_batch`` — one seed at a time; no reset check; the
-# linear reward models.
-OPTION_VALUES_BEFORE_ADDED = {"seed_batch": 1, "reset_worse_than_random": False, "learner_reward_hidden": None,
-                              "expert_reward_hidden": None}
 # the options choosing the reward models: None = linear (scale · φ·θ, the paper's); an integer k = a tanh MLP with
 # k hidden units over the same features (gsiirl.rewards.feature_models.MLPFeatureReward)
 REWARD_MODEL_OPTIONS = {"learner_reward_hidden": None, "expert_reward_hidden": None}
+# Results files written before an option existed: ``seed_batch`` — one seed at a time; no reset check; the
+# linear reward models.
+OPTION_VALUES_BEFORE_ADDED = {"seed_batch": 1, "reset_worse_than_random": False, **REWARD_MODEL_OPTIONS}
 
 
 def check_reward_hidden(options: dict) -> None:

@@ -303,12 +303,7 @@ def non_finite_outputs(key: jax.Array, game: ContinuousGame, num_episodes: int =
     A diagnosis for a run that produced a NaN (it compiles one rollout): it names the function that made
     it when random play reaches the bad states, and says nothing when only a learned policy does.
     """
-    limits = jnp.asarray(game.num_actions)
-
-    def uniform(step_key, observations):
-        return jax.random.randint(step_key, (observations.shape[0],), 0, limits).astype(jnp.int32)
-
-    data = jax.device_get(jax.jit(lambda k: rollout(k, game, uniform, num_episodes))(key))
+    data = jax.device_get(random_play(key, game, num_episodes))
     found = []
     for field, name in GAME_OUTPUTS.items():
         values = np.asarray(getattr(data, field))
@@ -391,3 +386,14 @@ def rollout(
     for name in ("learner_features", "expert_features"):
         masked[name] = outs[name] * mask[..., None]
     return Rollout(global_trajectory=trajectory, **masked)
+
+
+def random_play(key: jax.Array, game: ContinuousGame, num_episodes: int) -> Rollout:
+    """:func:`rollout` of ``num_episodes`` episodes of uniformly random play (each agent draws each of its
+    ``num_actions[i]`` actions with equal probability at every step), compiled."""
+    limits = jnp.asarray(game.num_actions)
+
+    def uniform(step_key, observations):
+        return jax.random.randint(step_key, (observations.shape[0],), 0, limits).astype(jnp.int32)
+
+    return jax.jit(lambda k: rollout(k, game, uniform, num_episodes))(key)

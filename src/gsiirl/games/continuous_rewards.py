@@ -46,10 +46,14 @@ def team_rewards(game: ContinuousGame, rollout: Rollout, params: RewardParams) -
     return jnp.stack([learner, expert], axis=-1)
 
 
+def discount_weights(horizon: int, discount: float, dtype) -> jax.Array:
+    """γ^t for t = 0 … horizon − 1: [horizon]."""
+    return discount ** jnp.arange(horizon, dtype=dtype)
+
+
 def discounted_sum(values: jax.Array, discount: float) -> jax.Array:
     """Σ_t γ^t values[:, t, ...] for values [N, T, ...]: returns [N, ...]."""
-    horizon = values.shape[1]
-    weights = discount ** jnp.arange(horizon, dtype=values.dtype)
+    weights = discount_weights(values.shape[1], discount, values.dtype)
     return jnp.tensordot(weights, jnp.moveaxis(values, 1, 0), axes=(0, 0))
 
 
@@ -69,7 +73,7 @@ def gradient_statistics(game: ContinuousGame, data: Rollout) -> tuple:
         if is_linear(model):
             out.append(jnp.mean(discounted_sum(features, game.discount), axis=0) * model.scale)
         else:
-            weights = game.discount ** jnp.arange(features.shape[1], dtype=features.dtype) * data.alive
+            weights = discount_weights(features.shape[1], game.discount, features.dtype) * data.alive
             out.append(FeatureSample(features, weights / features.shape[0]))
     return tuple(out)
 
