@@ -268,3 +268,26 @@ def test_group_runner_runs_fixed_seed_groups_with_a_trajectory_per_seed():
     # the unit runner computes the seed's whole group, so it gives the runner's numbers exactly
     alone = experiment.make_unit_runner(small)("ma-irl", 1, 2, lambda k: None)
     assert {k: v for k, v in alone.items() if k != "wall_time"} == {k: v for k, v in group[1].items() if k != "wall_time"}
+
+
+def test_initial_radius_option_sets_the_norms_of_the_random_initial_rewards():
+    """``initial_radius`` (None = the ball's radius, the default) scales the random initial θ's: norms in
+    [0.5, 1]·initial_radius from the same key; a value outside (0, radius] is refused by name."""
+    import jax
+
+    from gsiirl.experiments import hri as experiment
+    from gsiirl.experiments.runner import merge_options
+
+    def initial(options):
+        algorithm = experiment._build(experiment._freeze(merge_options(experiment.DEFAULT_OPTIONS, options)))[1]
+        return [np.asarray(t) for t in algorithm.initial_parameters(jax.random.PRNGKey(3))]
+
+    default, explicit, small = initial({}), initial({"initial_radius": 1.5}), initial({"initial_radius": 0.25})
+    for theta, theta_explicit, theta_small in zip(default, explicit, small):
+        np.testing.assert_array_equal(theta, theta_explicit)  # None means the radius, 1.5
+        assert 0.75 - 1e-6 <= np.linalg.norm(theta) <= 1.5 + 1e-6
+        assert 0.125 - 1e-6 <= np.linalg.norm(theta_small) <= 0.25 + 1e-6
+        np.testing.assert_allclose(theta_small / np.linalg.norm(theta_small), theta / np.linalg.norm(theta), atol=1e-5)
+    for bad in (2.0, 0.0, -1.0):
+        with pytest.raises(ValueError, match="initial_radius"):
+            experiment.check_options(merge_options(experiment.DEFAULT_OPTIONS, {"initial_radius": bad}))

@@ -51,6 +51,7 @@ ALGORITHM_OPTIONS = {
     "regularization": 0.5,
     "hessian_regularization": None,  # ridge of the implicit term's SPSA Hessian; None: regularization (docs/hri.md)
     "radius": 1.5,
+    "initial_radius": None,  # random initial θ's have norms in [0.5, 1]·this; None: radius (docs/hri.md, "Session 35")
     "inner_step_size": 0.05,
     "outer_step_size": None,
     "lipschitz": 1.5,  # α = 1/(L_f √K) = 0.067 for K = 100 (3.0: seeds that start rewarding collisions took ≈ 80 iterations)
@@ -72,7 +73,7 @@ ALGORITHM_OPTIONS = {
 }
 # resuming results files older than an option: the value they were made with
 OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "critic_input": "joint",
-                              "hessian_regularization": None}
+                              "hessian_regularization": None, "initial_radius": None}
 DEFAULT_OPTIONS = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in HRI_DEFAULTS.items()},
                    **ALGORITHM_OPTIONS}
 
@@ -125,6 +126,7 @@ def _sample_based_config(o: dict):
         maddpg=maddpg, warmup_iterations=o["warmup_cycles"], data_episodes=o["data_episodes"],
         evaluation_episodes=o["evaluation_episodes"], temperature=o["likelihood_temperature"],
         regularization=o["regularization"], hessian_regularization=o["hessian_regularization"], radius=o["radius"],
+        initial_radius=o["initial_radius"],
         inner_step_size=o["inner_step_size"], outer_step_size=o["outer_step_size"], lipschitz=o["lipschitz"],
         spsa_samples=o["spsa_samples"],
         perturbation_scale=o["perturbation_scale"], perturbation_floor=o["perturbation_floor"],
