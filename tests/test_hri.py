@@ -271,10 +271,14 @@ def test_group_runner_runs_fixed_seed_groups_with_a_trajectory_per_seed():
 
 
 def test_initial_radius_option_sets_the_norms_of_the_random_initial_rewards():
-    """``initial_radius`` (None = the ball's radius, the default) scales the random initial θ's: norms in
-    [0.5, 1]·initial_radius from the same key; a value outside (0, radius] is refused by name."""
+    """``initial_radius`` scales the random initial θ's: norms in [0.5, 1]·initial_radius from the same key
+    (default 0.25 since 0.3.0; the ball's radius 1.5 before, as in the config's None); a value outside
+    (0, radius] is refused by name."""
     import jax
 
+    from dataclasses import replace
+
+    from gsiirl.algorithms.sample_based import SampleBasedGSIIRL
     from gsiirl.experiments import hri as experiment
     from gsiirl.experiments.runner import merge_options
 
@@ -282,9 +286,13 @@ def test_initial_radius_option_sets_the_norms_of_the_random_initial_rewards():
         algorithm = experiment._build(experiment._freeze(merge_options(experiment.DEFAULT_OPTIONS, options)))[1]
         return [np.asarray(t) for t in algorithm.initial_parameters(jax.random.PRNGKey(3))]
 
-    default, explicit, small = initial({}), initial({"initial_radius": 1.5}), initial({"initial_radius": 0.25})
-    for theta, theta_explicit, theta_small in zip(default, explicit, small):
-        np.testing.assert_array_equal(theta, theta_explicit)  # None means the radius, 1.5
+    assert experiment.DEFAULT_OPTIONS["initial_radius"] == 0.25  # docs/hri.md, "Session 35"
+    large, small = initial({"initial_radius": 1.5}), initial({})
+    config = experiment._sample_based_config(merge_options(experiment.DEFAULT_OPTIONS, {}))
+    unset = SampleBasedGSIIRL(experiment.make_game(experiment.DEFAULT_OPTIONS),
+                              replace(config, initial_radius=None)).initial_parameters(jax.random.PRNGKey(3))
+    for theta, theta_unset, theta_small in zip(large, unset, small):
+        np.testing.assert_array_equal(theta, np.asarray(theta_unset))  # the config's None means the radius, 1.5
         assert 0.75 - 1e-6 <= np.linalg.norm(theta) <= 1.5 + 1e-6
         assert 0.125 - 1e-6 <= np.linalg.norm(theta_small) <= 0.25 + 1e-6
         np.testing.assert_allclose(theta_small / np.linalg.norm(theta_small), theta / np.linalg.norm(theta), atol=1e-5)

@@ -51,7 +51,7 @@ ALGORITHM_OPTIONS = {
     "regularization": 0.5,
     "hessian_regularization": None,  # ridge of the implicit term's SPSA Hessian; None: regularization (docs/hri.md)
     "radius": 1.5,
-    "initial_radius": 0.25,  # random initial θ's have norms in [0.5, 1]·this (None: radius, 1.5 before 0.3.0; docs/hri.md, "Session 35")
+    "initial_radius": 0.25,  # random initial θ's have norms in [0.5, 1]·this (the radius 1.5 before 0.3.0; docs/hri.md, "Session 35")
     "inner_step_size": 0.05,
     "outer_step_size": None,
     "lipschitz": 1.5,  # α = 1/(L_f √K) = 0.067 for K = 100 (3.0: seeds that start rewarding collisions took ≈ 80 iterations)
@@ -73,7 +73,9 @@ ALGORITHM_OPTIONS = {
 }
 # resuming results files older than an option: the value they were made with
 OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "critic_input": "joint",
-                              "hessian_regularization": None, "initial_radius": None}
+                              "hessian_regularization": None,
+                              # before 0.3.0 the initial draws used the ball's radius
+                              "initial_radius": lambda stored: stored.get("radius", 1.5)}
 DEFAULT_OPTIONS = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in HRI_DEFAULTS.items()},
                    **ALGORITHM_OPTIONS}
 
