@@ -299,3 +299,27 @@ def test_initial_radius_option_sets_the_norms_of_the_random_initial_rewards():
     for bad in (2.0, 0.0, -1.0):
         with pytest.raises(ValueError, match="initial_radius"):
             experiment.check_options(merge_options(experiment.DEFAULT_OPTIONS, {"initial_radius": bad}))
+
+
+def test_results_made_before_initial_radius_resume_with_their_radius(tmp_path):
+    """Before 0.3.0 HRI drew its initial θ's with the ball's radius: a results file without ``initial_radius``
+    resumes only with initial_radius = its radius (the new default 0.25 is refused, naming the option), and,
+    its seeds being stored, then computes nothing."""
+    from gsiirl.experiments import hri as experiment
+    from gsiirl.experiments.results_file import ResultsFileError, save_results
+    from gsiirl.experiments.runner import run_experiment
+
+    old_options = {k: v for k, v in experiment.DEFAULT_OPTIONS.items() if k != "initial_radius"}
+    stored = {"learner_return": [-1.4], "expert_return": [-4.1]}
+    save_results({"schema_version": 1, "experiment": "hri", "versions": {},
+                  "config": {"experiment": "hri", "methods": ["marl"], "seeds": 1, "iterations": 1,
+                             "options": old_options},
+                  "methods": {"marl": {"seeds": {"0": stored}, "final": {}}}}, tmp_path / "results.json")
+
+    def resume(options=None):
+        return run_experiment("hri", out_dir=tmp_path, methods=["marl"], seeds=1, iterations=1, resume=True,
+                              options=options)
+
+    with pytest.raises(ResultsFileError, match="initial_radius"):
+        resume()
+    assert resume({"initial_radius": 1.5})["methods"]["marl"]["seeds"]["0"] == stored
