@@ -274,9 +274,9 @@ def test_initial_radius_option_sets_the_norms_of_the_random_initial_rewards():
     """``initial_radius`` scales the random initial θ's: norms in [0.5, 1]·initial_radius from the same key
     (default 0.25 since 0.3.0; the ball's radius 1.5 before, as in the config's None); a value outside
     (0, radius] is refused by name."""
-    import jax
-
     from dataclasses import replace
+
+    import jax
 
     from gsiirl.algorithms.sample_based import SampleBasedGSIIRL
     from gsiirl.experiments import hri as experiment
