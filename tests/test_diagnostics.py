@@ -138,7 +138,11 @@ def test_hri_human_model_study_trains_the_true_pair_as_the_marl_unit(tmp_path):
     from gsiirl.experiments import hri
     from gsiirl.experiments.runner import merge_options
 
-    tiny = TINY_HRI | {"retrain_evaluation": True}
+    # initial θ's of the ball's size (0.2.0's draw): after two tiny iterations the learned rewards are then far
+    # enough from the true ones for the four variants' one-cycle trainings to differ (with the default 0.25,
+    # "learned" and "learned_pair" coincide: against the θe-human, the robot trained on its weak θl acts as
+    # the one trained on its true r_ld)
+    tiny = TINY_HRI | {"retrain_evaluation": True, "initial_radius": 1.5}
     runner = hri.make_unit_runner(tiny)
     units = {str(seed): runner("gsiirl", seed, 2, lambda k: None) for seed in (0, 1)}
     options = merge_options(hri.DEFAULT_OPTIONS, tiny)
