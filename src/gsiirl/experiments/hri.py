@@ -51,7 +51,8 @@ ALGORITHM_OPTIONS = {
     "regularization": 0.5,
     "hessian_regularization": None,  # ridge of the implicit term's SPSA Hessian; None: regularization (docs/hri.md)
     "radius": 1.5,
-    "initial_radius": 0.25,  # random initial θ's have norms in [0.5, 1]·this (the radius 1.5 before 0.3.0; docs/hri.md, "Session 35")
+    # random initial θ's have norms in [0.5, 1]·this (before 0.3.0: the radius, 1.5; docs/hri.md, "Session 35")
+    "initial_radius": 0.25,
     "inner_step_size": 0.05,
     "outer_step_size": None,
     "lipschitz": 1.5,  # α = 1/(L_f √K) = 0.067 for K = 100 (3.0: seeds that start rewarding collisions took ≈ 80 iterations)
