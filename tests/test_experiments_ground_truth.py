@@ -239,12 +239,14 @@ def test_figure_panel_draws_each_methods_mean_and_population_std_by_hand():
 
 
 def test_experiment_defaults_are_the_documented_ones():
-    """docs/hri.md (seed groups of five; hessian_regularization None = λ), docs/mpe.md (feature_scale 1, radius
-    1.5; seed_batch 1 per mpe.py's docstring), docs/security.md (8 nodes, n + 2 = 10 edges, T = 10, γ = 0.95,
-    α = 1, norm 0.9, MARL by the equilibrium solver, the table's MA-IRL the likelihood variant)."""
+    """docs/hri.md (seed groups of five; λ = 0.1 with the Hessian's ridge 0.5 since 0.4.0), docs/mpe.md
+    (feature_scale 1, radius 1.5; seed_batch 1 per mpe.py's docstring), docs/security.md (8 nodes, n + 2 = 10
+    edges, T = 10, γ = 0.95, α = 1, norm 0.9, MARL by the equilibrium solver, the table's MA-IRL the likelihood
+    variant)."""
     from gsiirl.experiments import hri, mpe, security
 
-    assert (hri.DEFAULT_OPTIONS["seed_batch"], hri.DEFAULT_OPTIONS["hessian_regularization"]) == (5, None)
+    assert {k: hri.DEFAULT_OPTIONS[k] for k in ("seed_batch", "regularization", "hessian_regularization")} == {
+        "seed_batch": 5, "regularization": 0.1, "hessian_regularization": 0.5}
     assert {k: mpe.DEFAULT_OPTIONS[k] for k in ("feature_scale", "radius", "seed_batch")} == {
         "feature_scale": 1.0, "radius": 1.5, "seed_batch": 1}
     assert {k: security.DEFAULT_OPTIONS[k] for k in ("nodes", "edges", "horizon", "discount", "temperature",

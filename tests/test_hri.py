@@ -301,15 +301,21 @@ def test_initial_radius_option_sets_the_norms_of_the_random_initial_rewards():
             experiment.check_options(merge_options(experiment.DEFAULT_OPTIONS, {"initial_radius": bad}))
 
 
-def test_results_made_before_initial_radius_resume_with_their_radius(tmp_path):
-    """Before 0.3.0 HRI drew its initial θ's with the ball's radius: a results file without ``initial_radius``
-    resumes only with initial_radius = its radius (the new default 0.25 is refused, naming the option), and,
-    its seeds being stored, then computes nothing."""
+@pytest.mark.parametrize("option, stored_options, old_value", [
+    ("initial_radius", {}, 1.5),  # before 0.3.0 the initial draws used the ball's radius
+    ("hessian_regularization", {"regularization": 0.1}, 0.1),  # before the option the Hessian's ridge was λ
+])
+def test_results_made_before_an_option_resume_with_the_value_they_were_made_with(tmp_path, option, stored_options,
+                                                                                 old_value):
+    """A results file without ``option`` was made with the value it derives from its other options (the radius,
+    λ): it resumes only with that value (the current default is refused, naming the option), and, its seeds
+    being stored, then computes nothing."""
     from gsiirl.experiments import hri as experiment
     from gsiirl.experiments.results_file import ResultsFileError, save_results
     from gsiirl.experiments.runner import run_experiment
 
-    old_options = {k: v for k, v in experiment.DEFAULT_OPTIONS.items() if k != "initial_radius"}
+    old_options = {**{k: v for k, v in experiment.DEFAULT_OPTIONS.items() if k != option}, **stored_options}
+    assert experiment.DEFAULT_OPTIONS[option] != old_value
     stored = {"learner_return": [-1.4], "expert_return": [-4.1]}
     save_results({"schema_version": 1, "experiment": "hri", "versions": {},
                   "config": {"experiment": "hri", "methods": ["marl"], "seeds": 1, "iterations": 1,
@@ -318,8 +324,8 @@ def test_results_made_before_initial_radius_resume_with_their_radius(tmp_path):
 
     def resume(options=None):
         return run_experiment("hri", out_dir=tmp_path, methods=["marl"], seeds=1, iterations=1, resume=True,
-                              options=options)
+                              options={**stored_options, **(options or {})})
 
-    with pytest.raises(ResultsFileError, match="initial_radius"):
+    with pytest.raises(ResultsFileError, match=option):
         resume()
-    assert resume({"initial_radius": 1.5})["methods"]["marl"]["seeds"]["0"] == stored
+    assert resume({option: old_value})["methods"]["marl"]["seeds"]["0"] == stored

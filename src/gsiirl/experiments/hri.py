@@ -48,8 +48,10 @@ ALGORITHM_OPTIONS = {
     "data_episodes": 256,
     "evaluation_episodes": 256,
     "likelihood_temperature": 1.0,
-    "regularization": 0.5,
-    "hessian_regularization": None,  # ridge of the implicit term's SPSA Hessian; None: regularization (docs/hri.md)
+    # λ of the inner loop (Lemma 1) and the ridge of the implicit term's SPSA Hessian (None: λ); until 0.3.0
+    # 0.5 and None (docs/hri.md, "Session 36")
+    "regularization": 0.1,
+    "hessian_regularization": 0.5,
     "radius": 1.5,
     # random initial θ's have norms in [0.5, 1]·this (before 0.3.0: the radius, 1.5; docs/hri.md, "Session 35")
     "initial_radius": 0.25,
@@ -74,7 +76,8 @@ ALGORITHM_OPTIONS = {
 }
 # resuming results files older than an option: the value they were made with
 OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "critic_input": "joint",
-                              "hessian_regularization": None,
+                              # before the option the Hessian's ridge was λ
+                              "hessian_regularization": lambda stored: stored.get("regularization", 0.5),
                               # before 0.3.0 the initial draws used the ball's radius
                               "initial_radius": lambda stored: stored.get("radius", 1.5)}
 DEFAULT_OPTIONS = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in HRI_DEFAULTS.items()},
