@@ -125,3 +125,18 @@ def compilations():
     """``with compilations() as compiled:`` collects one entry per XLA program compiled in its body
     (the program's name, or None with jax versions that do not report it)."""
     return _compilations
+
+
+@pytest.fixture
+def write_one_seed_results():
+    """``write(directory, experiment, method, options, stored)``: a results file of one seed of ``method``
+    (metrics ``stored``) made with ``options`` and no recorded library versions, as an older run left it."""
+    from gsiirl.experiments.results_file import save_results
+
+    def write(directory, experiment: str, method: str, options: dict, stored: dict) -> None:
+        save_results({"schema_version": 1, "experiment": experiment, "versions": {},
+                      "config": {"experiment": experiment, "methods": [method], "seeds": 1, "iterations": 1,
+                                 "options": options},
+                      "methods": {method: {"seeds": {"0": stored}, "final": {}}}}, directory / "results.json")
+
+    return write

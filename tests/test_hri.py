@@ -305,22 +305,19 @@ def test_initial_radius_option_sets_the_norms_of_the_random_initial_rewards():
     ("initial_radius", {}, 1.5),  # before 0.3.0 the initial draws used the ball's radius
     ("hessian_regularization", {"regularization": 0.1}, 0.1),  # before the option the Hessian's ridge was λ
 ])
-def test_results_made_before_an_option_resume_with_the_value_they_were_made_with(tmp_path, option, stored_options,
-                                                                                 old_value):
+def test_results_made_before_an_option_resume_with_the_value_they_were_made_with(tmp_path, write_one_seed_results,
+                                                                                 option, stored_options, old_value):
     """A results file without ``option`` was made with the value it derives from its other options (the radius,
     λ): it resumes only with that value (the current default is refused, naming the option), and, its seeds
     being stored, then computes nothing."""
     from gsiirl.experiments import hri as experiment
-    from gsiirl.experiments.results_file import ResultsFileError, save_results
+    from gsiirl.experiments.results_file import ResultsFileError
     from gsiirl.experiments.runner import run_experiment
 
     old_options = {**{k: v for k, v in experiment.DEFAULT_OPTIONS.items() if k != option}, **stored_options}
     assert experiment.DEFAULT_OPTIONS[option] != old_value
     stored = {"learner_return": [-1.4], "expert_return": [-4.1]}
-    save_results({"schema_version": 1, "experiment": "hri", "versions": {},
-                  "config": {"experiment": "hri", "methods": ["marl"], "seeds": 1, "iterations": 1,
-                             "options": old_options},
-                  "methods": {"marl": {"seeds": {"0": stored}, "final": {}}}}, tmp_path / "results.json")
+    write_one_seed_results(tmp_path, "hri", "marl", old_options, stored)
 
     def resume(options=None):
         return run_experiment("hri", out_dir=tmp_path, methods=["marl"], seeds=1, iterations=1, resume=True,

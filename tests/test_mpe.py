@@ -260,16 +260,6 @@ def test_unit_runners_share_one_compiled_backend_per_option_set():
     assert experiment._cached_backend.cache_info().misses == 2
 
 
-def _old_marl_results(path, options: dict) -> dict:
-    """Write a one-seed MARL results file made with ``options``; returns the stored seed metrics."""
-    from gsiirl.experiments.results_file import save_results
-
-    stored = {"learner_return": [4.0], "expert_return": [-17.0]}
-    save_results({"schema_version": 1, "experiment": "mpe", "versions": {},
-                  "config": {"experiment": "mpe", "methods": ["marl"], "seeds": 1, "iterations": 1,
-                             "options": options},
-                  "methods": {"marl": {"seeds": {"0": stored}, "final": {}}}}, path / "results.json")
-    return stored
 
 
 def _resume_marl(path, options: dict | None = None) -> dict:
@@ -278,28 +268,30 @@ def _resume_marl(path, options: dict | None = None) -> dict:
     return run_experiment("mpe", out_dir=path, methods=["marl"], seeds=1, iterations=1, resume=True, options=options)
 
 
-def test_results_made_before_the_minibatch_option_resume_as_256(tmp_path):
+def test_results_made_before_the_minibatch_option_resume_as_256(tmp_path, write_one_seed_results):
     """A results file from before `minibatch_size` existed was made with MADDPG's minibatch 256: resuming it
     under the new default (128) is refused naming the option; with --option minibatch_size=256 it resumes
     and, all its seeds being stored, computes nothing."""
     from gsiirl.experiments import mpe as experiment
     from gsiirl.experiments.results_file import ResultsFileError
 
-    stored = _old_marl_results(tmp_path, {k: v for k, v in experiment.DEFAULT_OPTIONS.items()
-                                          if k not in ("minibatch_size", "seed_batch")})
+    stored = {"learner_return": [4.0], "expert_return": [-17.0]}
+    write_one_seed_results(tmp_path, "mpe", "marl", {k: v for k, v in experiment.DEFAULT_OPTIONS.items()
+                                                     if k not in ("minibatch_size", "seed_batch")}, stored)
     with pytest.raises(ResultsFileError, match="minibatch_size"):
         _resume_marl(tmp_path)
     assert _resume_marl(tmp_path, {"minibatch_size": 256})["methods"]["marl"]["seeds"]["0"] == stored
 
 
-def test_results_made_before_initial_radius_resume_with_their_radius(tmp_path):
+def test_results_made_before_initial_radius_resume_with_their_radius(tmp_path, write_one_seed_results):
     """Before `initial_radius` existed the initial draws used the ball's radius: a file made with
     radius 2 resumes only with initial_radius 2 (the default 1.0 is refused, naming the option)."""
     from gsiirl.experiments import mpe as experiment
     from gsiirl.experiments.results_file import ResultsFileError
 
     old_options = {k: v for k, v in experiment.DEFAULT_OPTIONS.items() if k != "initial_radius"}
-    stored = _old_marl_results(tmp_path, {**old_options, "radius": 2.0})
+    stored = {"learner_return": [4.0], "expert_return": [-17.0]}
+    write_one_seed_results(tmp_path, "mpe", "marl", {**old_options, "radius": 2.0}, stored)
     with pytest.raises(ResultsFileError, match="initial_radius"):
         _resume_marl(tmp_path, {"radius": 2.0})
     resumed = _resume_marl(tmp_path, {"radius": 2.0, "initial_radius": 2.0})

@@ -48,8 +48,8 @@ ALGORITHM_OPTIONS = {
     "data_episodes": 256,
     "evaluation_episodes": 256,
     "likelihood_temperature": 1.0,
-    # λ of the inner loop (Lemma 1) and the ridge of the implicit term's SPSA Hessian (None: λ); until 0.3.0
-    # 0.5 and None (docs/hri.md, "Session 36")
+    # λ of the inner loop (Lemma 1) and the ridge of the implicit term's SPSA Hessian; until 0.3.0 λ = 0.5 and
+    # the ridge = λ (docs/hri.md, "Session 36")
     "regularization": 0.1,
     "hessian_regularization": 0.5,
     "radius": 1.5,
