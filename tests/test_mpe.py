@@ -177,6 +177,11 @@ def test_experiment_options_are_validated():
         experiment.make_unit_runner({"hidden_units": 8})
     with pytest.raises(ValueError, match="option hidden: expected an integer"):
         experiment.make_unit_runner({"hidden": "wide"})
+    with pytest.raises(ValueError, match="max_hypergradient_norm: expected a positive number"):
+        experiment.make_unit_runner({"max_hypergradient_norm": "-1"})
+    assert experiment.make_backend(experiment.DEFAULT_OPTIONS).config.max_hypergradient_norm is None
+    clipped = experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, max_hypergradient_norm=2))
+    assert clipped.config.max_hypergradient_norm == 2.0
     flipped = not experiment.DEFAULT_OPTIONS["reset_worse_than_random"]
     backend = experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, reset_worse_than_random=flipped))
     assert backend.config.reset_worse_than_random is flipped

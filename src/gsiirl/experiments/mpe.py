@@ -27,7 +27,7 @@ from gsiirl.experiments import sample_units
 
 # resuming results files written before these options existed (the values they were made with)
 OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "minibatch_size": 256, "critics": "agent",
-                              "critic_input": "joint",
+                              "critic_input": "joint", "max_hypergradient_norm": None,
                               # the initial draws used the ball's radius before initial_radius existed
                               "initial_radius": lambda stored: stored.get("radius", 1.0)}
 
@@ -56,6 +56,7 @@ DEFAULT_OPTIONS: dict = {
     "perturbation_scale": 1.0,
     "perturbation_floor": 0.2,
     "outer_step_size": 0.01,  # 0: Theorem 2's 1 / (L_f √K) with L_f = 1
+    "max_hypergradient_norm": None,  # clip ‖∇F‖ to this before the outer step; None: no clipping (HRI: 2)
     "greedy_evaluation": True,
     "expert_features": "all",  # expert reward model's features: "all" six or the "adversary"'s own two
     "cross_term": "data_dependent",  # Lemma 2's cross term: "data_dependent" (default) or "fixed_data" (paper, eq. 4)
@@ -81,6 +82,9 @@ def _check_options(options: dict) -> None:
         raise ValueError(f"warmup_cycles: expected a multiple of cycles_per_train, got {options['warmup_cycles']!r}")
     if float(options["outer_step_size"]) < 0:
         raise ValueError(f"outer_step_size: expected >= 0 (0 = Theorem 2's schedule), got {options['outer_step_size']!r}")
+    clip = options["max_hypergradient_norm"]
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
+        raise ValueError(f"max_hypergradient_norm: expected a positive number or null, got {clip!r}")
     if not 0.0 < float(options["discount"]) <= 1.0:
         raise ValueError(f"discount: expected 0 < γ <= 1, got {options['discount']!r}")
     for name in ("feature_scale", "learning_rate", "radius", "initial_radius", "regularization", "inner_step_size",
@@ -128,6 +132,8 @@ def make_backend(options: dict):
         perturbation_scale=float(options["perturbation_scale"]),
         perturbation_floor=float(options["perturbation_floor"]),
         outer_step_size=float(options["outer_step_size"]) or None,
+        max_hypergradient_norm=None if options["max_hypergradient_norm"] is None
+        else float(options["max_hypergradient_norm"]),
         greedy_evaluation=bool(options["greedy_evaluation"]),
         cross_term=str(options["cross_term"]),
         reset_worse_than_random=bool(options["reset_worse_than_random"]),
