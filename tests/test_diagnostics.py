@@ -208,3 +208,61 @@ def test_reward_correlation_of_the_true_weights_and_of_an_mlp_that_approximates_
     assert seed["first"]["expert"] == pytest.approx(true["expert"], abs=1e-6)
     assert seed["last"]["expert"] == pytest.approx(-true["expert"], abs=1e-6)
     assert seed["last"]["learner"] == pytest.approx(true["learner"], abs=1e-6)
+
+
+def test_hypergradient_noise_spread_by_hand():
+    from hypergradient_noise import spread
+
+    out = spread(np.array([[1.0, 0.0], [3.0, 0.0]]), towards=np.array([0.0, -2.0]))  # mean (2, 0); each 1 away
+    assert out["mean"] == [2.0, 0.0] and out["norm_of_mean"] == 2.0
+    assert out["spread"] == pytest.approx(1.0) and out["signal_to_noise"] == pytest.approx(2.0)
+    assert out["signal_to_noise_debiased"] == pytest.approx(np.sqrt(4.0 - 1.0))  # ‖mean‖² − spread²/(R − 1)
+    assert out["towards_truth"] == {"mean": 0.0, "standard_error": 0.0} and out["cosine_to_truth"] == 0.0
+    # along (1, 0): components 1 and 3, mean 2, standard error std(ddof=1)/√2 = 1
+    along = spread(np.array([[1.0, 0.0], [3.0, 0.0]]), towards=np.array([5.0, 0.0]))["towards_truth"]
+    assert along["mean"] == pytest.approx(2.0) and along["standard_error"] == pytest.approx(1.0)
+    # pure noise, R = 16 estimates, 2,000 times: the raw ratio² averages 1/(R − 1), which the debiased one removes
+    rng = np.random.default_rng(0)
+    noise = [spread(rng.normal(size=(16, 6))) for _ in range(2000)]
+    raw = np.array([n["signal_to_noise"] for n in noise])
+    assert np.mean(raw ** 2) == pytest.approx(1 / 15, rel=0.05)
+    debiased = np.array([n["signal_to_noise_debiased"] for n in noise])
+    assert debiased == pytest.approx(np.sqrt(np.maximum(raw ** 2 - 1 / 15, 0.0)), abs=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore:gsiirl. outer iteration 0. the SPSA hypergradient is exactly 0")
+def test_hypergradient_noise_repeats_leave_the_run_unchanged(tmp_path):
+    import jax
+
+    from hypergradient_noise import main, noise_study
+    from precise_evaluation import experiment_algorithm
+
+    # a budget at which the ± perturbed rewards reach the policies (TINY_HRI's gives exactly 0)
+    options = dict(TINY_HRI, seed_batch=1, updates_per_cycle=8, learning_rate=0.03)
+    study = noise_study("hri", 3, 3, [0, 2], 3, options, true_theta_l=np.array([1.0, 0.0, 0.0]))
+    # the run goes on with its own estimates: its history is the plain one-seed run's
+    algorithm, _ = experiment_algorithm("hri", options)
+    plain, _ = algorithm.run("gsiirl", jax.random.PRNGKey(3), 3)
+    without_clock = lambda history: [{k: v for k, v in row.items() if k != "wall_time"} for row in history]
+    assert without_clock(study["history"]) == without_clock(plain)
+    assert [point["iteration"] for point in study["points"]] == [0, 2]
+    for point in study["points"]:
+        assert np.asarray(point["theta_l"]).shape == (3,)
+        assert point["hypergradient"]["spread"] > 0  # the R estimates differ (their own random numbers)
+        assert -1.0 <= point["hypergradient"]["cosine_to_truth"] <= 1.0
+        assert np.asarray(point["hypergradient"]["samples"]).shape == (3, 3)
+    # the point of iteration 2 is the θl the run had reached there
+    assert point["theta_l"] == pytest.approx([plain[2][f"theta_l_{i}"] for i in range(3)], abs=1e-6)
+    with pytest.raises(ValueError, match="repeats: expected an integer >= 2"):
+        noise_study("hri", 0, 2, [0], 1, options)
+    with pytest.raises(ValueError, match="true_theta_l: expected 3 weights"):
+        noise_study("hri", 0, 2, [0], 2, options, true_theta_l=np.zeros(6))
+    with pytest.raises(ValueError, match="seed_batch: expected 1"):
+        noise_study("hri", 0, 2, [0], 2, dict(options, seed_batch=2))
+    with pytest.raises(ValueError, match=r"at: expected outer iterations in \[0, 2\)"):
+        noise_study("hri", 0, 2, [2], 2, options)
+
+    out = tmp_path / "noise.json"
+    main(["--experiment", "hri", "--seed", "3", "--iters", "1", "--at", "0", "--repeats", "2", "--out", str(out)]
+         + [f"--option={k}={v}" for k, v in options.items()])
+    assert [point["iteration"] for point in json.loads(out.read_text())["points"]] == [0]

@@ -301,3 +301,17 @@ def test_results_made_before_initial_radius_resume_with_their_radius(tmp_path, w
         _resume_marl(tmp_path, {"radius": 2.0})
     resumed = _resume_marl(tmp_path, {"radius": 2.0, "initial_radius": 2.0})
     assert resumed["methods"]["marl"]["seeds"]["0"] == stored
+
+
+def test_results_made_before_the_clip_option_resume_unclipped(tmp_path, write_one_seed_results):
+    """A results file from before `max_hypergradient_norm` existed was made without clipping, which is the default:
+    it resumes under the defaults and computes nothing; asking for a clip is refused naming the option."""
+    from gsiirl.experiments import mpe as experiment
+    from gsiirl.experiments.results_file import ResultsFileError
+
+    stored = {"learner_return": [4.0], "expert_return": [-17.0]}
+    write_one_seed_results(tmp_path, "mpe", "marl", {k: v for k, v in experiment.DEFAULT_OPTIONS.items()
+                                                     if k != "max_hypergradient_norm"}, stored)
+    assert _resume_marl(tmp_path)["methods"]["marl"]["seeds"]["0"] == stored
+    with pytest.raises(ResultsFileError, match="max_hypergradient_norm"):
+        _resume_marl(tmp_path, {"max_hypergradient_norm": 2})
