@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from gsiirl.experiments import sample_units
+from gsiirl.validation import is_positive_number
 
 # resuming results files written before these options existed (the values they were made with)
 OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "minibatch_size": 256, "critics": "agent",
@@ -83,7 +84,7 @@ def _check_options(options: dict) -> None:
     if float(options["outer_step_size"]) < 0:
         raise ValueError(f"outer_step_size: expected >= 0 (0 = Theorem 2's schedule), got {options['outer_step_size']!r}")
     clip = options["max_hypergradient_norm"]
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
+    if clip is not None and not is_positive_number(clip):
         raise ValueError(f"max_hypergradient_norm: expected a positive number or null, got {clip!r}")
     if not 0.0 < float(options["discount"]) <= 1.0:
         raise ValueError(f"discount: expected 0 < γ <= 1, got {options['discount']!r}")
