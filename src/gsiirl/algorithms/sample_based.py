@@ -307,12 +307,15 @@ class SampleBasedGSIIRL(OuterLoop, RewardTransfer, PassiveMethods, CheckpointedR
         histories, pairs = self._run_gsiirl(ops, keys, int(iterations), callback, resume)
         return histories, (pairs if final_pair == "both" else pairs[final_pair])
 
-    def _warm_states(self, ops, keys, params: RewardParams):
-        """[S, P] MADDPG states trained from scratch for the warm-up on params [S, P]."""
+    def _warm_states(self, ops, keys, params: RewardParams, prepare=None):
+        """[S, P] MADDPG states trained from scratch for the warm-up on params [S, P]; ``prepare`` (optional)
+        maps the fresh states [S, P] before training (MA-IRL's best-response members)."""
         size = params.theta_l.shape[1]
         split = split_each(keys, 2)
         init_keys, train_keys = split[:, 0], split[:, 1]
         states = seedwise(lambda key: self._init_states(key, size), keys.shape[0] > 1, jit=False)(init_keys)
+        if prepare is not None:
+            states = prepare(states)
         for i in range(self.config.warmup_iterations // self.config.maddpg.iterations):
             states, _ = ops["step"](fold_in_each(train_keys, i), states, params)
         return states

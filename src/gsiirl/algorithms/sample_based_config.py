@@ -14,6 +14,7 @@ from gsiirl.solvers.maddpg import MADDPGConfig, validate_config
 from gsiirl.validation import is_finite_real_scalar, is_integer, is_positive_number
 
 CROSS_TERMS = ("fixed_data", "data_dependent")
+MA_IRL_GRADIENTS = ("joint", "best_response")
 # metrics that are finite in any sound run: a NaN / inf in one means the game produced one
 _MUST_BE_FINITE = ("learner_return", "expert_return", "upper_objective", "hypergradient_norm",
                    "direct_gradient_norm", "expert_loss")
@@ -55,6 +56,11 @@ class SampleBasedConfig:
         greedy_evaluation: report metrics of the argmax policies (the paper's deterministic policies).
         reset_worse_than_random: before every warm-started fine-tune, restart a team whose policy is worse
             than uniformly random play on its own reward (:mod:`gsiirl.solvers.maddpg_reset`).
+        ma_irl_gradient: where MA-IRL's Monte-Carlo likelihood gradients (Lemmas 1/3) take μ(π) —
+            "joint": both from the model pair π^{θl,θe} (the same vector for both θ's when the teams share
+            features); "best_response": μ_l from the learner team trained on θl against the demonstrator's
+            expert policy held fixed, μ_e from the expert trained on θe against the demonstrator's learner
+            policy held fixed (each player's likelihood with the other's policy known; docs/design_decisions.md).
     """
 
     maddpg: MADDPGConfig = field(default_factory=lambda: MADDPGConfig(iterations=2))
@@ -81,6 +87,8 @@ class SampleBasedConfig:
     # before every warm-started fine-tune (not the warm-up, not the SPSA members): restart a team whose
     # policy is worse than uniformly random play on its own reward (gsiirl.solvers.maddpg_reset)
     reset_worse_than_random: bool = False
+    # MA-IRL's μ(π): "joint" (the model pair) or "best_response" (each team against the other's demonstrated policy)
+    ma_irl_gradient: str = "joint"
 
     def __post_init__(self) -> None:
         for name in ("greedy_evaluation", "reset_worse_than_random"):  # a string "false" would be truthy
@@ -116,16 +124,20 @@ class SampleBasedConfig:
             raise ValueError(f"hypergradient_terms: expected 'lemma2' or 'direct', got {self.hypergradient_terms!r}")
         if self.cross_term not in CROSS_TERMS:
             raise ValueError(f"cross_term: expected one of {list(CROSS_TERMS)}, got {self.cross_term!r}")
+        if self.ma_irl_gradient not in MA_IRL_GRADIENTS:
+            raise ValueError(f"ma_irl_gradient: expected one of {list(MA_IRL_GRADIENTS)}, got {self.ma_irl_gradient!r}")
         floor = self.perturbation_floor
         if not (is_finite_real_scalar(floor) and floor >= 0):
             raise ValueError(f"perturbation_floor: expected a finite number >= 0, got {floor!r}")
 
 
-def _params(theta_l, theta_e, use_true_ld, use_true_e) -> RewardParams:
+def _params(theta_l, theta_e, use_true_ld, use_true_e, frozen=None) -> RewardParams:
+    """A batch [...] of :class:`RewardParams` (θ's [..., P]); ``frozen`` [..., 2] or None."""
     batch = jnp.shape(theta_l)[:-1]
     flag = lambda v: jnp.full(batch, float(v), jnp.float32)
     return RewardParams(jnp.asarray(theta_l, jnp.float32), jnp.asarray(theta_e, jnp.float32),
-                        flag(use_true_ld), flag(use_true_e))
+                        flag(use_true_ld), flag(use_true_e),
+                        None if frozen is None else jnp.broadcast_to(jnp.asarray(frozen, jnp.float32), batch + (2,)))
 
 
 def final_thetas(history: list[dict]) -> tuple[jax.Array, jax.Array]:

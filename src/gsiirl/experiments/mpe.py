@@ -23,12 +23,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
+from gsiirl.algorithms.sample_based_config import MA_IRL_GRADIENTS
 from gsiirl.experiments import sample_units
 from gsiirl.validation import is_positive_number
 
 # resuming results files written before these options existed (the values they were made with)
 OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "minibatch_size": 256, "critics": "agent",
                               "critic_input": "joint", "max_hypergradient_norm": None,
+                              "ma_irl_gradient": "joint",
                               # the initial draws used the ball's radius before initial_radius existed
                               "initial_radius": lambda stored: stored.get("radius", 1.0)}
 
@@ -64,6 +66,9 @@ DEFAULT_OPTIONS: dict = {
     # restart a warm-started MADDPG team worse than random play on its own reward before a fine-tune
     # (pre-registered test on fresh seeds 20-29: no stuck in-run adversary; docs/mpe.md, session 14)
     "reset_worse_than_random": True,
+    # MA-IRL's μ(π) in Lemmas 1/3: "joint" (the model pair; θl and θe then get the same gradient, the teams sharing
+    # MPE's six features) or "best_response" (each team against the other's demonstrated policy; docs/mpe.md)
+    "ma_irl_gradient": "joint",
     "seed_batch": 1,  # seeds vmapped together; 1 here: MADDPG on MPE is compute-bound (docs/results.md)
     "retrain_evaluation": True,  # also score a policy retrained from scratch on the final learned rewards (docs/mpe.md)
     # reward models over the features: None = linear (the paper's); k = a tanh MLP with k hidden units, scaled by
@@ -86,6 +91,8 @@ def _check_options(options: dict) -> None:
     clip = options["max_hypergradient_norm"]
     if clip is not None and not is_positive_number(clip):
         raise ValueError(f"max_hypergradient_norm: expected a positive number or null, got {clip!r}")
+    if options["ma_irl_gradient"] not in MA_IRL_GRADIENTS:
+        raise ValueError(f"ma_irl_gradient: expected one of {list(MA_IRL_GRADIENTS)}, got {options['ma_irl_gradient']!r}")
     if not 0.0 < float(options["discount"]) <= 1.0:
         raise ValueError(f"discount: expected 0 < γ <= 1, got {options['discount']!r}")
     for name in ("feature_scale", "learning_rate", "radius", "initial_radius", "regularization", "inner_step_size",
@@ -138,6 +145,7 @@ def make_backend(options: dict):
         greedy_evaluation=bool(options["greedy_evaluation"]),
         cross_term=str(options["cross_term"]),
         reset_worse_than_random=bool(options["reset_worse_than_random"]),
+        ma_irl_gradient=str(options["ma_irl_gradient"]),
     )
     return SampleBasedGSIIRL(sample_units.with_reward_models(game, options), config)
 

@@ -254,12 +254,17 @@ class RewardParams(NamedTuple):
     learner reward = r_li + use_true_ld * r_ld + (1 - use_true_ld) * r_ld^θl(φ_l)
     expert  reward = use_true_e * r_e + (1 - use_true_e) * r_e^θe(φ_e)
     (linear models by default: r^θ(φ) = scale · φ·θ; :func:`reward_models`)
+
+    ``frozen`` (optional, [2] float in {0, 1}: learner, expert): a team flagged 1 keeps its actors as they are
+    during training (its critics still learn) — a best response of the other team to a fixed policy, as
+    MA-IRL's ``ma_irl_gradient="best_response"`` trains it. None (the default) freezes nothing.
     """
 
     theta_l: jax.Array  # [P_l] (P = the model's num_params; the feature size for the linear default)
     theta_e: jax.Array  # [P_e]
     use_true_ld: jax.Array  # [] float in {0, 1}
     use_true_e: jax.Array  # [] float in {0, 1}
+    frozen: jax.Array | None = None  # [2] float in {0, 1} (learner, expert); None: both teams learn
 
 
 def make_reward_params(theta_l, theta_e, use_true_ld: bool = False, use_true_e: bool = False):

@@ -257,6 +257,13 @@ def make_policy(game: ContinuousGame, actor, greedy: bool = False, exploration: 
     return policy
 
 
+def _zero_frozen_agents(game: ContinuousGame, tree, frozen: jax.Array):
+    """``tree`` (stacked over the A agents on every leaf's leading axis) with the agents of the teams flagged in
+    ``frozen`` [2] set to 0."""
+    keep = 1.0 - jnp.asarray(frozen)[jnp.asarray(team_of_agent(game))]  # [A]
+    return jax.tree_util.tree_map(lambda x: x * keep.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype), tree)
+
+
 def _soft_update(target, online, rate):
     return jax.tree_util.tree_map(lambda t, o: (1.0 - rate) * t + rate * o, target, online)
 
@@ -311,7 +318,7 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
         x = jnp.concatenate([global_obs, joint_one_hot.reshape(joint_one_hot.shape[0], -1)], axis=-1)
         return jax.vmap(lambda layers: _mlp(layers, x)[:, 0], out_axes=1)(critic)
 
-    def update(carry, key, buffer, filled):
+    def update(carry, key, buffer, filled, frozen):
         state = carry
         index_key, target_key, gumbel_key = jax.random.split(key, 3)
         idx = jax.random.randint(index_key, (config.minibatch_size,), 0, filled)
@@ -360,7 +367,11 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
             return -jnp.mean(weight[:, None] * (value + config.temperature * entropy)) * n_agents
 
         a_loss, a_grad = jax.value_and_grad(actor_loss)(state.actor)
+        if frozen is not None:  # a frozen team's actors neither take a step nor count in the global-norm clip
+            a_grad = _zero_frozen_agents(game, a_grad, frozen)
         a_updates, a_opt = actor_opt.update(a_grad, state.actor_optimizer, state.actor)
+        if frozen is not None:  # Adam moments carried from before the freeze would still move them
+            a_updates = _zero_frozen_agents(game, a_updates, frozen)
         actor = optax.apply_updates(state.actor, a_updates)
         rate = config.target_update_rate
         new_state = MADDPGState(
@@ -397,7 +408,7 @@ def make_train(game: ContinuousGame, config: MADDPGConfig = MADDPGConfig()):
             )
             filled = jnp.minimum(cycle_index + 1, config.buffer_iterations) * chunk
             state, losses = jax.lax.scan(
-                lambda s, k: update(s, k, buffer, filled), state,
+                lambda s, k: update(s, k, buffer, filled, reward_params.frozen), state,
                 jax.random.split(update_key, config.updates_per_iteration),
             )
             weights = gamma ** jnp.arange(game.horizon)

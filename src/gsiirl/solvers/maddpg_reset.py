@@ -80,13 +80,29 @@ def reinitialise_teams(game: ContinuousGame, config: MADDPGConfig, state: MADDPG
     )
 
 
+def with_team_actors(game: ContinuousGame, state: MADDPGState, source: MADDPGState, teams: jax.Array) -> MADDPGState:
+    """``state`` with the actors (and target actors) of the teams flagged in ``teams`` [2] bool (learner,
+    expert) taken from ``source``; critics and optimizer states stay ``state``'s (MA-IRL's best-response
+    members: the other team's demonstrated policy, frozen, without the demonstrator's critics)."""
+    agents = jnp.asarray(teams)[jnp.asarray(team_of_agent(game))]  # [A]
+
+    def leaf(old, new):
+        return jnp.where(agents.reshape((-1,) + (1,) * (jnp.ndim(old) - 1)), new, old)
+
+    splice = lambda old, new: jax.tree_util.tree_map(leaf, old, new)
+    return state._replace(actor=splice(state.actor, source.actor),
+                          target_actor=splice(state.target_actor, source.target_actor))
+
+
 def reset_worse_than_random(key: jax.Array, game: ContinuousGame, config: MADDPGConfig, state: MADDPGState,
                             params: RewardParams, episodes: int) -> tuple[MADDPGState, jax.Array]:
     """Restart the teams whose policy is worse than random play on their own reward ``params``.
 
     Returns (state, reset [2] bool: which teams restarted). A team that is not reset keeps its state
-    bit for bit."""
+    bit for bit; a team flagged in ``params.frozen`` is never reset (it does not learn)."""
     check_key, init_key = jax.random.split(key)
     difference, standard_error = advantage_over_random(check_key, game, state.actor, params, episodes)
     reset = difference < -RESET_STANDARD_ERRORS * standard_error
+    if params.frozen is not None:
+        reset = reset & (jnp.asarray(params.frozen) < 0.5)
     return reinitialise_teams(game, config, state, init_state(init_key, game, config), reset), reset
