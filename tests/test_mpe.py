@@ -182,6 +182,11 @@ def test_experiment_options_are_validated():
     assert experiment.make_backend(experiment.DEFAULT_OPTIONS).config.max_hypergradient_norm is None
     clipped = experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, max_hypergradient_norm=2))
     assert clipped.config.max_hypergradient_norm == 2.0
+    with pytest.raises(ValueError, match="ma_irl_gradient: expected one of"):
+        experiment.make_unit_runner({"ma_irl_gradient": "exact"})
+    assert experiment.make_backend(experiment.DEFAULT_OPTIONS).config.ma_irl_gradient == "joint"
+    best = experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, ma_irl_gradient="best_response"))
+    assert best.config.ma_irl_gradient == "best_response"
     flipped = not experiment.DEFAULT_OPTIONS["reset_worse_than_random"]
     backend = experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, reset_worse_than_random=flipped))
     assert backend.config.reset_worse_than_random is flipped
@@ -303,15 +308,17 @@ def test_results_made_before_initial_radius_resume_with_their_radius(tmp_path, w
     assert resumed["methods"]["marl"]["seeds"]["0"] == stored
 
 
-def test_results_made_before_the_clip_option_resume_unclipped(tmp_path, write_one_seed_results):
-    """A results file from before `max_hypergradient_norm` existed was made without clipping, which is the default:
-    it resumes under the defaults and computes nothing; asking for a clip is refused naming the option."""
+@pytest.mark.parametrize("option, other", [("max_hypergradient_norm", 2), ("ma_irl_gradient", "best_response")])
+def test_results_made_before_an_option_resume_with_its_old_value(tmp_path, write_one_seed_results, option, other):
+    """A results file from before `max_hypergradient_norm` (no clipping) or `ma_irl_gradient` ("joint") existed
+    was made with the option's default: it resumes under the defaults and computes nothing; asking for another
+    value is refused naming the option."""
     from gsiirl.experiments import mpe as experiment
     from gsiirl.experiments.results_file import ResultsFileError
 
     stored = {"learner_return": [4.0], "expert_return": [-17.0]}
     write_one_seed_results(tmp_path, "mpe", "marl", {k: v for k, v in experiment.DEFAULT_OPTIONS.items()
-                                                     if k != "max_hypergradient_norm"}, stored)
+                                                     if k != option}, stored)
     assert _resume_marl(tmp_path)["methods"]["marl"]["seeds"]["0"] == stored
-    with pytest.raises(ResultsFileError, match="max_hypergradient_norm"):
-        _resume_marl(tmp_path, {"max_hypergradient_norm": 2})
+    with pytest.raises(ResultsFileError, match=option):
+        _resume_marl(tmp_path, {option: other})

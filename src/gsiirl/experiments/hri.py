@@ -66,6 +66,9 @@ ALGORITHM_OPTIONS = {
     "cross_term": "data_dependent",  # Lemma 2's cross term: "data_dependent" (default) or "fixed_data" (paper, eq. 4)
     # restart a warm-started MADDPG team worse than random play on its own reward (docs/design_decisions.md)
     "reset_worse_than_random": False,
+    # MA-IRL's μ(π): "joint" (the model pair) or "best_response" (each team against the other's demonstrated policy;
+    # HRI's teams have their own features, so "joint" is not degenerate here: docs/design_decisions.md)
+    "ma_irl_gradient": "joint",
     "seed_batch": 5,  # seeds vmapped together as one batch (groups [g·B, (g+1)·B); docs/hri.md)
     "retrain_evaluation": True,  # also score a policy retrained from scratch on the final learned rewards (docs/hri.md)
     # reward models over the game's 3 features: None = linear; k = a tanh MLP with k hidden units (docs/hri.md,
@@ -137,7 +140,8 @@ def _sample_based_config(o: dict):
         spsa_samples=o["spsa_samples"],
         perturbation_scale=o["perturbation_scale"], perturbation_floor=o["perturbation_floor"],
         max_hypergradient_norm=o["max_hypergradient_norm"], hypergradient_terms=o["hypergradient_terms"],
-        cross_term=o["cross_term"], reset_worse_than_random=bool(o["reset_worse_than_random"]))
+        cross_term=o["cross_term"], reset_worse_than_random=bool(o["reset_worse_than_random"]),
+        ma_irl_gradient=str(o["ma_irl_gradient"]))
     return config
 
 

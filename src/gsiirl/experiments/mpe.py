@@ -30,7 +30,6 @@ from gsiirl.validation import is_positive_number
 # resuming results files written before these options existed (the values they were made with)
 OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "minibatch_size": 256, "critics": "agent",
                               "critic_input": "joint", "max_hypergradient_norm": None,
-                              "ma_irl_gradient": "joint",
                               # the initial draws used the ball's radius before initial_radius existed
                               "initial_radius": lambda stored: stored.get("radius", 1.0)}
 

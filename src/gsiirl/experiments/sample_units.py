@@ -15,7 +15,8 @@ from typing import Callable
 REWARD_MODEL_OPTIONS = {"learner_reward_hidden": None, "expert_reward_hidden": None}
 # Results files written before an option existed: ``seed_batch`` — one seed at a time; no reset check; the
 # linear reward models.
-OPTION_VALUES_BEFORE_ADDED = {"seed_batch": 1, "reset_worse_than_random": False, **REWARD_MODEL_OPTIONS}
+OPTION_VALUES_BEFORE_ADDED = {"seed_batch": 1, "reset_worse_than_random": False, "ma_irl_gradient": "joint",
+                              **REWARD_MODEL_OPTIONS}
 
 
 def check_reward_hidden(options: dict) -> None:
