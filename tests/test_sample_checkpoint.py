@@ -65,11 +65,16 @@ def _count_every_team_as_restarted(monkeypatch):
     monkeypatch.setattr(SampleBasedGSIIRL, "_fine_tune", fine_tune)
 
 
-@pytest.mark.parametrize("method, interruptions", [("gsiirl", (2, 2)), ("ma-irl", (2, 5)), ("marl", (2,))])
-def test_an_interrupted_run_continues_to_the_uninterrupted_numbers(small, tmp_path, monkeypatch, method,
-                                                                   interruptions):
+@pytest.mark.parametrize("method, interruptions, options", [
+    ("gsiirl", (2, 2), {}), ("ma-irl", (2, 5), {}), ("ma-irl", (2, 5), {"ma_irl_gradient": "best_response"}),
+    ("marl", (2,), {})])
+def test_an_interrupted_run_continues_to_the_uninterrupted_numbers(small, tiny_hri_backend, tmp_path, monkeypatch,
+                                                                   method, interruptions, options):
     """Ground truth: the same run without a checkpoint. MA-IRL is interrupted once in its demonstrations
-    (fine-tune 2 of 3) and once in its outer loop; the restored iterations are not reported again."""
+    (fine-tune 2 of 3) and once in its outer loop (with best responses too: their frozen teams' actors come
+    from the demonstrator before the interruption); the restored iterations are not reported again."""
+    if options:
+        small = tiny_hri_backend(reset_worse_than_random=True, **options)
     _count_every_team_as_restarted(monkeypatch)
     reference, reference_states = small.run_seeds(method, KEYS, ITERATIONS, final_pair="model")
     path = tmp_path / "run"

@@ -7,7 +7,8 @@ Phases (one file holds the latest phase of a run; ``completed`` counts its finis
   iterations done (0: the warm-up is done);
 * ``"fixed"`` — MADDPG trained on fixed rewards (MARL, and MA-IRL's demonstrations): states [S, 1] and, once
   all fine-tunes are done, their last measurement; completed = fine-tunes done (0: the warm-up is done);
-* ``"ma-irl"`` — the demonstrations, θl, θe and the model states [S, 1]; completed = outer iterations done.
+* ``"ma-irl"`` — the demonstrations, θl, θe and the model states [S, 1] (with ``ma_irl_gradient="best_response"``
+  [S, 3]: the model pair and the two best-response members); completed = outer iterations done.
 
 The retraining of :meth:`~gsiirl.algorithms.reward_transfer.RewardTransfer.retrained_evaluations` (method
 ``"retrained"``, identified also by the learned θ's it trains on) saves phase ``"fixed"`` in its own file.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import jax
 
 from gsiirl.algorithms.run_state import Resume, as_run_state
+from gsiirl.algorithms.sample_based_passive import BEST_RESPONSE_FROZEN
 from gsiirl.algorithms.seed_batch import seedwise, tree_index
 from gsiirl.io.versions import checkpoint_versions
 from gsiirl.rewards.feature_models import model_identity
@@ -72,7 +74,8 @@ class CheckpointedRuns:
             if phase == "fixed":
                 return {"states": fresh(1), **({"measured": measured(False)} if completed == iterations else {})}
             if phase == "ma-irl":
-                return {**thetas(), "states": fresh(1), "demos": measured(True)}
+                members = len(BEST_RESPONSE_FROZEN) if self.config.ma_irl_gradient == "best_response" else 1
+                return {**thetas(), "states": fresh(members), "demos": measured(True)}
             raise ValueError(f"checkpoint: unknown phase {phase!r} (written by another version of gsiirl?)")
 
         return templates

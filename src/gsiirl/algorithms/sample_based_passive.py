@@ -54,8 +54,9 @@ class PassiveMethods:
         demo_keys, init_keys, warm_keys, loop_keys = (split[:, i] for i in range(4))
         if best_response:
             frozen = jnp.asarray(BEST_RESPONSE_FROZEN, jnp.float32)
-            model = lambda tl, te: _params(jnp.repeat(tl[:, None], 3, axis=1), jnp.repeat(te[:, None], 3, axis=1),
-                                           0.0, 0.0, frozen)
+            members = len(BEST_RESPONSE_FROZEN)
+            model = lambda tl, te: _params(jnp.repeat(tl[:, None], members, axis=1),
+                                           jnp.repeat(te[:, None], members, axis=1), 0.0, 0.0, frozen)
         else:
             model = lambda tl, te: _params(tl[:, None], te[:, None], 0.0, 0.0)
         learner_member, expert_member = (1, 2) if best_response else (0, 0)  # whose rollouts give μ_l, μ_e
