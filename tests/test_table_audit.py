@@ -195,3 +195,18 @@ def test_a_unit_that_returns_an_empty_metric_series_is_refused_by_name():
     assert clean_metrics({"learner_return": [1.0, float("nan")]}) == {"learner_return": [1.0, None]}
     with pytest.raises(ValueError, match=r"metric 'expert_return' has no values"):
         clean_metrics({"learner_return": [1.0], "expert_return": []})
+
+
+def test_the_committed_table1_csv_and_md_hold_the_same_numbers():
+    """docs/table1.md and docs/table1.csv come out of one `gsiirl reproduce`: every mean ± std of the csv (two
+    decimals, as the markdown prints it) appears in the markdown. Guards against committing one without the other
+    (session 36 committed 0.4.0's table1.md beside 0.3.0's table1.csv; found and fixed in session 38)."""
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    markdown = (docs / "table1.md").read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO((docs / "table1.csv").read_text(encoding="utf-8"))))
+    assert rows
+    missing = [f"{row['player']} {row['method']} {row['experiment']}: {float(row['mean']):.2f} ± {float(row['std']):.2f}"
+               for row in rows if f"{float(row['mean']):.2f} ± {float(row['std']):.2f}" not in markdown]
+    assert not missing, missing
