@@ -59,6 +59,14 @@ def advantage_over_random(key: jax.Array, game: ContinuousGame, actor, params: R
     return jnp.stack(differences), jnp.stack(standard_errors)
 
 
+def _select_members(mask: jax.Array):
+    """``(old, new) -> tree``: every leaf of ``new`` where ``mask`` [M] is set, of ``old`` elsewhere (every leaf has
+    the M members, agents or critics, on its leading axis)."""
+    def leaf(old, new):
+        return jnp.where(mask.reshape((-1,) + (1,) * (jnp.ndim(old) - 1)), new, old)
+    return lambda old, new: jax.tree_util.tree_map(leaf, old, new)
+
+
 def reinitialise_teams(game: ContinuousGame, config: MADDPGConfig, state: MADDPGState, fresh: MADDPGState,
                        reset: jax.Array) -> MADDPGState:
     """``state`` with the actors and critics of the teams flagged in ``reset`` [2] bool (learner, expert)
@@ -66,13 +74,7 @@ def reinitialise_teams(game: ContinuousGame, config: MADDPGConfig, state: MADDPG
     member's Adam starts again from step 0, as a fresh one would)."""
     agent_reset = reset[jnp.asarray(team_of_agent(game))]  # [A]
     critic_reset = reset[jnp.asarray(critic_of_agent(game, config)[1])]  # [C]
-
-    def select(mask):
-        def leaf(old, new):  # every leaf has the members (agents or critics) on its leading axis
-            return jnp.where(mask.reshape((-1,) + (1,) * (jnp.ndim(old) - 1)), new, old)
-        return lambda old, new: jax.tree_util.tree_map(leaf, old, new)
-
-    actors, critics = select(agent_reset), select(critic_reset)
+    actors, critics = _select_members(agent_reset), _select_members(critic_reset)
     return MADDPGState(
         actors(state.actor, fresh.actor), critics(state.critic, fresh.critic),
         actors(state.target_actor, fresh.target_actor), critics(state.target_critic, fresh.target_critic),
@@ -84,12 +86,7 @@ def with_team_actors(game: ContinuousGame, state: MADDPGState, source: MADDPGSta
     """``state`` with the actors (and target actors) of the teams flagged in ``teams`` [2] bool (learner,
     expert) taken from ``source``; critics and optimizer states stay ``state``'s (MA-IRL's best-response
     members: the other team's demonstrated policy, frozen, without the demonstrator's critics)."""
-    agents = jnp.asarray(teams)[jnp.asarray(team_of_agent(game))]  # [A]
-
-    def leaf(old, new):
-        return jnp.where(agents.reshape((-1,) + (1,) * (jnp.ndim(old) - 1)), new, old)
-
-    splice = lambda old, new: jax.tree_util.tree_map(leaf, old, new)
+    splice = _select_members(jnp.asarray(teams)[jnp.asarray(team_of_agent(game))])  # mask [A]
     return state._replace(actor=splice(state.actor, source.actor),
                           target_actor=splice(state.target_actor, source.target_actor))
 
