@@ -66,9 +66,9 @@ ALGORITHM_OPTIONS = {
     "cross_term": "data_dependent",  # Lemma 2's cross term: "data_dependent" (default) or "fixed_data" (paper, eq. 4)
     # restart a warm-started MADDPG team worse than random play on its own reward (docs/design_decisions.md)
     "reset_worse_than_random": False,
-    # MA-IRL's μ(π): "joint" (the model pair) or "best_response" (each team against the other's demonstrated policy;
-    # HRI's teams have their own features, so "joint" is not degenerate here: docs/design_decisions.md)
-    "ma_irl_gradient": "joint",
+    # MA-IRL's μ(π): "best_response" (each team against the other's demonstrated policy; adopted by a pre-registered
+    # test on seeds 120-149, docs/hri.md "Session 38") or "joint" (the model pair; the default until 0.5.0)
+    "ma_irl_gradient": "best_response",
     "seed_batch": 5,  # seeds vmapped together as one batch (groups [g·B, (g+1)·B); docs/hri.md)
     "retrain_evaluation": True,  # also score a policy retrained from scratch on the final learned rewards (docs/hri.md)
     # reward models over the game's 3 features: None = linear; k = a tanh MLP with k hidden units (docs/hri.md,
