@@ -6,7 +6,9 @@ Methods (:class:`gsiirl.algorithms.sample_based.SampleBasedGSIIRL`):
 
 * ``marl`` — MADDPG on both TRUE rewards (warm-up + K fine-tunes); one value per seed.
 * ``gsiirl`` — Algorithm 1 with SPSA (the only hypergradient available for simulators).
-* ``ma-irl`` — passive maximum-likelihood MA-IRL of both θ's from demonstrations of the MARL policy.
+* ``ma-irl`` — passive maximum-likelihood MA-IRL of both θ's from demonstrations of the MARL policy; since
+  0.5.0 each θ's gradient takes μ from its team's best response to the other's demonstrated policy (option
+  ``ma_irl_gradient``).
 
 Reported per iteration (greedy policies of the learned rewards, scored with the TRUE rewards):
 ``learner_return`` / ``expert_return`` (undiscounted episode sums), ``collision_rate`` (share of
