@@ -3,6 +3,7 @@
     python benchmarks/bench_hri.py                 # env throughput + outer-iteration time, 1 vs 5 seeds
     python benchmarks/bench_hri.py --unit 100      # + one unit (a group of 5 seeds) of each method, K=100
     python benchmarks/bench_hri.py --full 10 100   # + the full run: 10 seeds x 100 iterations, all methods
+    python benchmarks/bench_hri.py --ma-irl-gradient 20  # + one MA-IRL group per `ma_irl_gradient`, K=20, ratio
 
 The goal of issue #5 is the full HRI run (10 seeds x 100 iterations) in under 10 minutes on 2 cores.
 """
@@ -62,6 +63,27 @@ def unit_times(iterations: int) -> dict[str, float]:
     return times
 
 
+def ma_irl_gradient_times(iterations: int, options: dict | None = None) -> dict[str, tuple[float, float]]:
+    """Per ``ma_irl_gradient`` value: (seconds of the first MA-IRL unit, compilation included; seconds of the same
+    unit run again, warm) for the group of seeds 0..B-1, without the reward-transfer retraining unless ``options``
+    (HRI option overrides) ask for it. Both values run in this one process, one after the other, so their ratio is
+    the option's cost on this machine."""
+    from gsiirl.experiments import hri
+
+    options = {"retrain_evaluation": False, **(options or {})}
+    group = tuple(range(options.get("seed_batch", hri.DEFAULT_OPTIONS["seed_batch"])))
+    times = {}
+    for gradient in ("joint", "best_response"):
+        run = hri.make_group_runner({**options, "ma_irl_gradient": gradient})
+        seconds = []
+        for _ in range(2):
+            start = time.perf_counter()
+            run("ma-irl", group, iterations, lambda k: None)
+            seconds.append(time.perf_counter() - start)
+        times[gradient] = (seconds[0], seconds[1])
+    return times
+
+
 def full_run(seeds: int, iterations: int) -> float:
     from gsiirl.experiments.runner import run_experiment
 
@@ -76,6 +98,8 @@ def main() -> None:
     parser.add_argument("--unit", type=int, default=0, help="also time one unit per method with K iterations")
     parser.add_argument("--batch", type=int, default=5, help="seed-group size to compare with one seed")
     parser.add_argument("--full", type=int, nargs=2, metavar=("SEEDS", "ITERS"), help="also time a full run")
+    parser.add_argument("--ma-irl-gradient", type=int, default=0, metavar="K",
+                        help="also time one MA-IRL group with each ma_irl_gradient (K iterations) and their ratio")
     args = parser.parse_args()
     print(f"jax {jax.__version__}, devices {jax.devices()}, x64={jnp.zeros(()).dtype == jnp.float64}")
     print(f"env: {env_throughput():,.0f} joint steps/s (4,096 vmapped envs, uniform-random policy)")
@@ -88,6 +112,13 @@ def main() -> None:
     if args.unit:
         for method, seconds in unit_times(args.unit).items():
             print(f"unit {method} (K={args.unit}): {seconds:.1f} s")
+    if args.ma_irl_gradient:
+        times = ma_irl_gradient_times(args.ma_irl_gradient)
+        for gradient, (first, warm) in times.items():
+            print(f"ma-irl unit, ma_irl_gradient={gradient} (K={args.ma_irl_gradient}): {first:.1f} s with "
+                  f"compilation, {warm:.1f} s warm")
+        print(f"best_response / joint: {times['best_response'][0] / times['joint'][0]:.2f} with compilation, "
+              f"{times['best_response'][1] / times['joint'][1]:.2f} warm")
     if args.full:
         seeds, iterations = args.full
         print(f"full run ({seeds} seeds x {iterations} iterations, all methods): {full_run(seeds, iterations):.1f} s")

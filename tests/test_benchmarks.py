@@ -21,3 +21,13 @@ def test_simulator_scaling_game_is_a_valid_game_of_the_asked_sizes():
 
     game = chase_game(horizon=7, state_size=9, num_actions=9, num_features=5)  # validate_game inside
     assert (game.horizon, game.state_size, game.num_actions, game.learner_feature_size) == (7, 9, (9, 9), 5)
+
+
+def test_hri_ma_irl_gradient_benchmark_times_both_variants_twice():
+    from bench_hri import ma_irl_gradient_times
+
+    tiny = {"hidden": 8, "num_envs": 4, "finetune_cycles": 1, "updates_per_cycle": 2, "minibatch_size": 16,
+            "buffer_cycles": 1, "warmup_cycles": 1, "data_episodes": 4, "evaluation_episodes": 4, "seed_batch": 1}
+    times = ma_irl_gradient_times(1, tiny)
+    assert set(times) == {"joint", "best_response"}
+    assert all(len(pair) == 2 and all(np.isfinite(t) and t > 0 for t in pair) for pair in times.values())
