@@ -25,9 +25,8 @@ def test_simulator_scaling_game_is_a_valid_game_of_the_asked_sizes():
 
 def test_hri_ma_irl_gradient_benchmark_times_both_variants_twice():
     from bench_hri import ma_irl_gradient_times
+    from test_diagnostics import TINY_HRI  # the tiny HRI configuration the diagnostics' tests run
 
-    tiny = {"hidden": 8, "num_envs": 4, "finetune_cycles": 1, "updates_per_cycle": 2, "minibatch_size": 16,
-            "buffer_cycles": 1, "warmup_cycles": 1, "data_episodes": 4, "evaluation_episodes": 4, "seed_batch": 1}
-    times = ma_irl_gradient_times(1, tiny)
+    times = ma_irl_gradient_times(1, {**TINY_HRI, "seed_batch": 1})
     assert set(times) == {"joint", "best_response"}
     assert all(len(pair) == 2 and all(np.isfinite(t) and t > 0 for t in pair) for pair in times.values())
