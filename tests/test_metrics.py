@@ -218,12 +218,10 @@ def test_expert_value_difference_with_brute_force_best_response(rng):
     initial, transitions, expert_reward = tiny_game(rng)
     learner = random_policy(rng, (horizon, 2, 2))
     # the true expert: best deterministic time-indexed response to the learner, by enumeration
-    best_return, best_policy = -np.inf, None
-    for choice in itertools.product(range(2), repeat=horizon * 2):
-        expert = np.eye(2)[np.array(choice).reshape(horizon, 2)]
-        value = enumerated_return(initial, transitions, learner, expert, expert_reward, discount)
-        if value > best_return:
-            best_return, best_policy = value, expert
+    best_return = max(
+        enumerated_return(initial, transitions, learner, np.eye(2)[np.array(choice).reshape(horizon, 2)],
+                          expert_reward, discount)
+        for choice in itertools.product(range(2), repeat=horizon * 2))
     assert float(expert_value_difference(best_return, best_return)) == 0.0
     for _ in range(3):
         learned = random_policy(rng, (horizon, 2, 2))
