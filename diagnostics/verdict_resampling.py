@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 COLUMNS = ("learner_return", "expert_return")
+MAX_DRAWS = 1_000_000  # subsets held at once: [draws, table_seeds] indices and their values
 
 
 def paired_values(results: dict, method: str, where: str = "results") -> tuple[dict[int, np.ndarray], list[int]]:
@@ -104,8 +105,11 @@ def seed_subsets(pool_size: int, table_seeds: int, draws: int, seed: int) -> tup
         from itertools import combinations
 
         return np.array(list(combinations(range(pool_size), table_seeds)), dtype=np.int64), True
-    keys = np.random.default_rng(seed).random((draws, pool_size))
-    return np.sort(np.argsort(keys, axis=1)[:, :table_seeds], axis=1), False
+    rng, chunk, parts = np.random.default_rng(seed), max(1, 4_000_000 // pool_size), []
+    for start in range(0, draws, chunk):  # random keys [chunk, N] at a time: bounded memory for large pools
+        keys = rng.random((min(chunk, draws - start), pool_size))
+        parts.append(np.sort(np.argsort(keys, axis=1)[:, :table_seeds], axis=1))
+    return np.concatenate(parts), False
 
 
 def verdict_study(method_values: np.ndarray, marl_values: np.ndarray, table_seeds: int = 10,
@@ -120,8 +124,8 @@ def verdict_study(method_values: np.ndarray, marl_values: np.ndarray, table_seed
     pool_size = method_values.shape[0]
     if isinstance(table_seeds, bool) or not isinstance(table_seeds, int) or not 2 <= table_seeds <= pool_size:
         raise ValueError(f"table_seeds: expected an integer in [2, {pool_size}] (the pool's seeds), got {table_seeds!r}")
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-        raise ValueError(f"draws: expected a positive integer, got {draws!r}")
+    if isinstance(draws, bool) or not isinstance(draws, int) or not 1 <= draws <= MAX_DRAWS:
+        raise ValueError(f"draws: expected an integer in [1, {MAX_DRAWS:,}], got {draws!r}")
     paired = method_values - marl_values
     gap, larger, own = verdicts(method_values, marl_values)
     subsets, exhaustive = seed_subsets(pool_size, table_seeds, draws, seed)

@@ -84,8 +84,9 @@ def test_bad_arguments_are_named():
         verdict_study(method, marl, table_seeds=6)
     with pytest.raises(ValueError, match="table_seeds"):
         verdict_study(method, marl, table_seeds=1)
-    with pytest.raises(ValueError, match="draws"):
-        verdict_study(method, marl, table_seeds=2, draws=0)
+    for draws in (0, 1_000_001, 2.5):
+        with pytest.raises(ValueError, match="draws"):
+            verdict_study(method, marl, table_seeds=2, draws=draws)
     with pytest.raises(ValueError, match="values"):
         verdict_study(method[:4], marl, table_seeds=2)
 
