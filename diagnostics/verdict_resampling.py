@@ -121,6 +121,8 @@ def verdict_study(method_values: np.ndarray, marl_values: np.ndarray, table_seed
     if method_values.shape != marl_values.shape or method_values.ndim != 2:
         raise ValueError(f"values: expected two arrays of one shape [N, C], got {method_values.shape} and "
                          f"{marl_values.shape}")
+    if not (np.isfinite(method_values).all() and np.isfinite(marl_values).all()):
+        raise ValueError("values: expected finite numbers (leave out the seeds whose last value is not finite)")
     pool_size = method_values.shape[0]
     if isinstance(table_seeds, bool) or not isinstance(table_seeds, int) or not 2 <= table_seeds <= pool_size:
         raise ValueError(f"table_seeds: expected an integer in [2, {pool_size}] (the pool's seeds), got {table_seeds!r}")

@@ -89,6 +89,8 @@ def test_bad_arguments_are_named():
             verdict_study(method, marl, table_seeds=2, draws=draws)
     with pytest.raises(ValueError, match="values"):
         verdict_study(method[:4], marl, table_seeds=2)
+    with pytest.raises(ValueError, match="values: expected finite"):
+        verdict_study(np.where(np.eye(5, 2) > 0, np.nan, method), marl, table_seeds=2)
 
 
 def write_results(path, seeds, options=None, method="gsiirl", include_marl=True, last=None):
