@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -62,13 +63,15 @@ def pool(result_files: list[tuple[str, dict]], method: str) -> tuple[np.ndarray,
     return and column 1 the expert's."""
     if not result_files:
         raise ValueError("results: expected at least one results file")
-    first_name, first = result_files[0]
+    def configuration(results: dict) -> dict:
+        return {"experiment": results["experiment"], "options": results["config"].get("options")}
+
+    first_name, first = result_files[0][0], configuration(result_files[0][1])
     owner: dict[int, str] = {}
     rows, left_out = {}, []
     for name, results in result_files:
-        for key in ("experiment", "options"):
-            mine = results["experiment"] if key == "experiment" else results["config"].get("options")
-            theirs = first["experiment"] if key == "experiment" else first["config"].get("options")
+        for key, mine in configuration(results).items():
+            theirs = first[key]
             if mine != theirs:
                 raise ValueError(f"results: {name} has another {key} than {first_name} ({mine!r} vs {theirs!r}); "
                                  "only runs of one configuration can be pooled")
@@ -88,7 +91,8 @@ def pool(result_files: list[tuple[str, dict]], method: str) -> tuple[np.ndarray,
 
 
 def verdicts(method_values: np.ndarray, marl_values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Table 1's verdicts for draws of seeds: method_values, marl_values [..., K, C] (K seeds, C columns).
+    """Table 1's verdicts (the rule of ``gsiirl.cli.reproduce._verdict``) for draws of seeds:
+    method_values, marl_values [..., K, C] (K seeds, C columns).
 
     Returns (gap [..., C] = mean(method) − mean(MARL), within the larger std [..., C], within MARL's std
     [..., C]); stds with ddof 0, as in Table 1."""
@@ -102,8 +106,6 @@ def seed_subsets(pool_size: int, table_seeds: int, draws: int, seed: int) -> tup
     (exhaustive = True), else ``draws`` subsets drawn uniformly at random (each without repeated seeds)."""
     total = math.comb(pool_size, table_seeds)
     if total <= draws:
-        from itertools import combinations
-
         return np.array(list(combinations(range(pool_size), table_seeds)), dtype=np.int64), True
     rng, chunk, parts = np.random.default_rng(seed), max(1, 4_000_000 // pool_size), []
     for start in range(0, draws, chunk):  # random keys [chunk, N] at a time: bounded memory for large pools
