@@ -187,6 +187,12 @@ def test_experiment_options_are_validated():
     assert experiment.make_backend(experiment.DEFAULT_OPTIONS).config.ma_irl_gradient == "joint"
     best = experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, ma_irl_gradient="best_response"))
     assert best.config.ma_irl_gradient == "best_response"
+    with pytest.raises(ValueError, match="hessian_regularization: expected a positive number"):
+        experiment.make_unit_runner({"hessian_regularization": 0})
+    defaults = experiment.make_backend(experiment.DEFAULT_OPTIONS).config
+    assert (defaults.regularization, defaults.hessian_regularization) == (1.0, 1.0)  # λ's value before the option
+    split = experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, regularization=0.1)).config
+    assert (split.regularization, split.hessian_regularization) == (0.1, 1.0)
     flipped = not experiment.DEFAULT_OPTIONS["reset_worse_than_random"]
     backend = experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, reset_worse_than_random=flipped))
     assert backend.config.reset_worse_than_random is flipped
@@ -305,6 +311,21 @@ def test_results_made_before_initial_radius_resume_with_their_radius(tmp_path, w
     with pytest.raises(ResultsFileError, match="initial_radius"):
         _resume_marl(tmp_path, {"radius": 2.0})
     resumed = _resume_marl(tmp_path, {"radius": 2.0, "initial_radius": 2.0})
+    assert resumed["methods"]["marl"]["seeds"]["0"] == stored
+
+
+def test_results_made_before_hessian_regularization_resume_with_their_lambda(tmp_path, write_one_seed_results):
+    """Before `hessian_regularization` existed the implicit term's Hessian ridge was λ: a file made with λ = 0.5
+    resumes only with the ridge 0.5 (the default 1.0 is refused, naming the option)."""
+    from gsiirl.experiments import mpe as experiment
+    from gsiirl.experiments.results_file import ResultsFileError
+
+    old_options = {k: v for k, v in experiment.DEFAULT_OPTIONS.items() if k != "hessian_regularization"}
+    stored = {"learner_return": [4.0], "expert_return": [-17.0]}
+    write_one_seed_results(tmp_path, "mpe", "marl", {**old_options, "regularization": 0.5}, stored)
+    with pytest.raises(ResultsFileError, match="hessian_regularization"):
+        _resume_marl(tmp_path, {"regularization": 0.5})
+    resumed = _resume_marl(tmp_path, {"regularization": 0.5, "hessian_regularization": 0.5})
     assert resumed["methods"]["marl"]["seeds"]["0"] == stored
 
 

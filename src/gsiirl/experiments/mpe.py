@@ -30,6 +30,8 @@ from gsiirl.validation import is_positive_number
 # resuming results files written before these options existed (the values they were made with)
 OPTION_VALUES_BEFORE_ADDED = {**sample_units.OPTION_VALUES_BEFORE_ADDED, "minibatch_size": 256, "critics": "agent",
                               "critic_input": "joint", "max_hypergradient_norm": None,
+                              # before the option the implicit term's Hessian ridge was λ
+                              "hessian_regularization": lambda stored: stored.get("regularization", 1.0),
                               # the initial draws used the ball's radius before initial_radius existed
                               "initial_radius": lambda stored: stored.get("radius", 1.0)}
 
@@ -52,7 +54,10 @@ DEFAULT_OPTIONS: dict = {
     "evaluation_episodes": 256,
     "radius": 1.5,  # the feasible ball: the true θ's (norm 1) strictly inside, as in HRI (1.0 until session 13; docs/mpe.md)
     "initial_radius": 1.0,  # random initial θ's have norms in [0.5, 1]·this (unchanged by session 13's radius)
-    "regularization": 1.0,  # λ: also the floor of the SPSA Hessian's eigenvalues (0.01 gave |∇F| ~ 1e4)
+    "regularization": 1.0,  # λ of the inner loop (Lemma 1)
+    # the ridge (eigenvalue floor) of the implicit term's SPSA Hessian, λ's value until session 42 (a ridge of 0.01
+    # gave |∇F| ~ 1e4: the SPSA Hessian of noisy Monte-Carlo gradients is nearly singular)
+    "hessian_regularization": 1.0,
     "inner_step_size": 0.05,
     "spsa_samples": 2,
     "perturbation_scale": 1.0,
@@ -94,8 +99,8 @@ def _check_options(options: dict) -> None:
         raise ValueError(f"ma_irl_gradient: expected one of {list(MA_IRL_GRADIENTS)}, got {options['ma_irl_gradient']!r}")
     if not 0.0 < float(options["discount"]) <= 1.0:
         raise ValueError(f"discount: expected 0 < γ <= 1, got {options['discount']!r}")
-    for name in ("feature_scale", "learning_rate", "radius", "initial_radius", "regularization", "inner_step_size",
-                 "perturbation_scale"):
+    for name in ("feature_scale", "learning_rate", "radius", "initial_radius", "regularization",
+                 "hessian_regularization", "inner_step_size", "perturbation_scale"):
         if not float(options[name]) > 0:
             raise ValueError(f"{name}: expected a positive number, got {options[name]!r}")
     sample_units.check_reward_hidden(options)
@@ -134,6 +139,7 @@ def make_backend(options: dict):
         radius=float(options["radius"]),
         initial_radius=float(options["initial_radius"]),
         regularization=float(options["regularization"]),
+        hessian_regularization=float(options["hessian_regularization"]),
         inner_step_size=float(options["inner_step_size"]),
         spsa_samples=int(options["spsa_samples"]),
         perturbation_scale=float(options["perturbation_scale"]),
