@@ -299,33 +299,24 @@ def test_results_made_before_the_minibatch_option_resume_as_256(tmp_path, write_
     assert _resume_marl(tmp_path, {"minibatch_size": 256})["methods"]["marl"]["seeds"]["0"] == stored
 
 
-def test_results_made_before_initial_radius_resume_with_their_radius(tmp_path, write_one_seed_results):
-    """Before `initial_radius` existed the initial draws used the ball's radius: a file made with
-    radius 2 resumes only with initial_radius 2 (the default 1.0 is refused, naming the option)."""
+@pytest.mark.parametrize("option, base, old_value", [
+    ("initial_radius", "radius", 2.0),  # before the option the initial draws used the ball's radius
+    ("hessian_regularization", "regularization", 0.5),  # before the option the Hessian's ridge was λ
+])
+def test_results_made_before_an_option_resume_with_the_value_they_derive(tmp_path, write_one_seed_results,
+                                                                          option, base, old_value):
+    """A results file without ``option`` was made with its ``base`` option's value (the radius, λ): a file made
+    with ``base`` = old_value resumes only with ``option`` = old_value (the default is refused, naming the option)."""
     from gsiirl.experiments import mpe as experiment
     from gsiirl.experiments.results_file import ResultsFileError
 
-    old_options = {k: v for k, v in experiment.DEFAULT_OPTIONS.items() if k != "initial_radius"}
+    assert experiment.DEFAULT_OPTIONS[option] != old_value
+    old_options = {k: v for k, v in experiment.DEFAULT_OPTIONS.items() if k != option}
     stored = {"learner_return": [4.0], "expert_return": [-17.0]}
-    write_one_seed_results(tmp_path, "mpe", "marl", {**old_options, "radius": 2.0}, stored)
-    with pytest.raises(ResultsFileError, match="initial_radius"):
-        _resume_marl(tmp_path, {"radius": 2.0})
-    resumed = _resume_marl(tmp_path, {"radius": 2.0, "initial_radius": 2.0})
-    assert resumed["methods"]["marl"]["seeds"]["0"] == stored
-
-
-def test_results_made_before_hessian_regularization_resume_with_their_lambda(tmp_path, write_one_seed_results):
-    """Before `hessian_regularization` existed the implicit term's Hessian ridge was λ: a file made with λ = 0.5
-    resumes only with the ridge 0.5 (the default 1.0 is refused, naming the option)."""
-    from gsiirl.experiments import mpe as experiment
-    from gsiirl.experiments.results_file import ResultsFileError
-
-    old_options = {k: v for k, v in experiment.DEFAULT_OPTIONS.items() if k != "hessian_regularization"}
-    stored = {"learner_return": [4.0], "expert_return": [-17.0]}
-    write_one_seed_results(tmp_path, "mpe", "marl", {**old_options, "regularization": 0.5}, stored)
-    with pytest.raises(ResultsFileError, match="hessian_regularization"):
-        _resume_marl(tmp_path, {"regularization": 0.5})
-    resumed = _resume_marl(tmp_path, {"regularization": 0.5, "hessian_regularization": 0.5})
+    write_one_seed_results(tmp_path, "mpe", "marl", {**old_options, base: old_value}, stored)
+    with pytest.raises(ResultsFileError, match=option):
+        _resume_marl(tmp_path, {base: old_value})
+    resumed = _resume_marl(tmp_path, {base: old_value, option: old_value})
     assert resumed["methods"]["marl"]["seeds"]["0"] == stored
 
 
