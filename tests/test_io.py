@@ -200,3 +200,22 @@ def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
         assert (tmp_path / "kept.json").stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(previous)
+
+
+def test_recorded_gsiirl_version_is_the_imported_codes_even_when_install_metadata_is_stale(monkeypatch):
+    """Results files and checkpoints record gsiirl's version from the code that ran: an editable install's
+    metadata keeps the version it was installed with (session 43 found 0.6.0's results files saying 0.5.0)."""
+    import importlib.metadata
+    import tomllib
+    from pathlib import Path
+
+    import gsiirl
+    from gsiirl.io.versions import checkpoint_versions, package_version
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["version"] == gsiirl.__version__
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "0.0.1-stale" if name == "gsiirl" else real_version(name))
+    assert package_version("gsiirl") == checkpoint_versions()["gsiirl"] == gsiirl.__version__
+    assert package_version("jax") == real_version("jax")
