@@ -190,9 +190,10 @@ def test_experiment_options_are_validated():
     with pytest.raises(ValueError, match="hessian_regularization: expected a positive number"):
         experiment.make_unit_runner({"hessian_regularization": 0})
     defaults = experiment.make_backend(experiment.DEFAULT_OPTIONS).config
-    assert (defaults.regularization, defaults.hessian_regularization) == (1.0, 1.0)  # λ's value before the option
-    split = experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, regularization=0.1)).config
-    assert (split.regularization, split.hessian_regularization) == (0.1, 1.0)
+    # λ = 0.1 since 0.6.0 (docs/mpe.md, "Session 42b"); the Hessian's ridge keeps λ's old value
+    assert (defaults.regularization, defaults.hessian_regularization) == (0.1, 1.0)
+    tied = experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, regularization=1.0)).config
+    assert (tied.regularization, tied.hessian_regularization) == (1.0, 1.0)
     flipped = not experiment.DEFAULT_OPTIONS["reset_worse_than_random"]
     backend = experiment.make_backend(dict(experiment.DEFAULT_OPTIONS, reset_worse_than_random=flipped))
     assert backend.config.reset_worse_than_random is flipped

@@ -17,7 +17,7 @@ from gsiirl.games.tabular import TabularGame
 from gsiirl.rewards import LinearReward, MLPReward, one_hot_features, project_to_ball
 from gsiirl.solvers.equilibrium import JointPolicy, solve_equilibrium
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 __all__ = ["Expert", "FitConfig", "FitResult", "JointPolicy", "LinearReward", "LowerLevelProblem", "MLPReward",
            "Oracle", "RecordedDemonstrations", "SimulatedExpert", "TableOracle", "TabularGame", "fit", "marl",
