@@ -55,7 +55,8 @@ DEFAULT_OPTIONS: dict = {
     "radius": 1.5,  # the feasible ball: the true θ's (norm 1) strictly inside, as in HRI (1.0 until session 13; docs/mpe.md)
     "initial_radius": 1.0,  # random initial θ's have norms in [0.5, 1]·this (unchanged by session 13's radius)
     # λ of the inner loop (Lemma 1): 0.1 since 0.6.0, 1.0 before (pre-registered test, docs/mpe.md "Session 42b":
-    # the learned θe reaches the truth's size and the adversary gap closes; the SPSA Hessian's ridge stays 1.0)
+    # the learned θe reaches the truth's size and GSIIRL's adversary gap closes, MA-IRL's does not (Session 43);
+    # the SPSA Hessian's ridge stays 1.0)
     "regularization": 0.1,
     # the ridge (eigenvalue floor) of the implicit term's SPSA Hessian, λ's value (1.0) until session 42 (a ridge of
     # 0.01 gave |∇F| ~ 1e4: the SPSA Hessian of noisy Monte-Carlo gradients is nearly singular)
