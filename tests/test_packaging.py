@@ -1,5 +1,6 @@
 """The dependency lower bounds in pyproject.toml are the versions the suite was run with pinned
-(.ci/minimum-versions.txt): a bound raised or lowered in one file and not the other fails here."""
+(.ci/minimum-versions.txt): a bound raised or lowered in one file and not the other fails here; and the
+suite's compiler flags run at those versions."""
 
 import re
 import tomllib
@@ -39,3 +40,13 @@ def test_minimum_versions_file_pins_every_lower_bound():
     assert set(pinned) == set(bounds)
     for name, bound in bounds.items():
         assert _release(pinned[name]) == _release(bound), f"{name}: pyproject >= {bound}, pinned {pinned[name]}"
+
+
+def test_compiler_flags_this_xla_does_not_know_are_left_out_of_the_suite():
+    """XLA aborts a process on an unknown XLA_FLAGS entry, and the suite's cheap-compilation flags are not all
+    known to jaxlib 0.5.0 (the lower bound): conftest keeps the flags a child process accepts."""
+    from conftest import TEST_XLA_FLAGS, _flags_this_xla_accepts
+
+    known = TEST_XLA_FLAGS[0]  # the optimisation level: in every XLA this project supports
+    assert _flags_this_xla_accepts((known, "--xla_gsiirl_no_such_flag=1")) == (known,)
+    assert _flags_this_xla_accepts((known,)) == (known,)
