@@ -21,12 +21,17 @@ TEST_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_em
                   "--xla_cpu_parallel_codegen_split_count=1")
 
 
+def _xla_flags_with(flags) -> str:
+    """``XLA_FLAGS`` as this process has it, with ``flags`` appended."""
+    return " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()
+
+
 def _flags_this_xla_accepts(flags):
     """The flags of ``flags`` the installed XLA knows. XLA aborts a process whose ``XLA_FLAGS`` holds a flag
     it does not know (jaxlib 0.5.0, this project's lower bound, has no ``xla_cpu_use_fusion_emitters``), so
     the flags are tried in a child process first: all at once, else one by one."""
     def accepted(candidate):
-        env = {**os.environ, "XLA_FLAGS": " ".join([os.environ.get("XLA_FLAGS", ""), *candidate]).strip()}
+        env = {**os.environ, "XLA_FLAGS": _xla_flags_with(candidate)}
         probe = "import jax, jax.numpy as jnp; jax.jit(jnp.sin)(jnp.ones(2)).block_until_ready()"
         return subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, timeout=300).returncode == 0
 
@@ -35,8 +40,9 @@ def _flags_this_xla_accepts(flags):
 
 # pytest-xdist's workers inherit the environment of the controller, which chose the flags once.
 if os.environ.get("GSIIRL_TEST_XLA_OPT", "0") != "default" and "GSIIRL_TEST_XLA_FLAGS" not in os.environ:
-    os.environ["GSIIRL_TEST_XLA_FLAGS"] = " ".join(_flags_this_xla_accepts(TEST_XLA_FLAGS))
-    os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), os.environ["GSIIRL_TEST_XLA_FLAGS"]]).strip()
+    chosen = _flags_this_xla_accepts(TEST_XLA_FLAGS)
+    os.environ["GSIIRL_TEST_XLA_FLAGS"] = " ".join(chosen)
+    os.environ["XLA_FLAGS"] = _xla_flags_with(chosen)
 
 import jax  # noqa: E402
 
